@@ -1,0 +1,320 @@
+// A load generator process: N players join a live stream over raw loopback TCP and count what
+// they receive. It keeps no data, only lengths, so one process can take gigabits per second.
+//
+//   node build/bench/loadgen.js --url http://127.0.0.1:PORT/live/x --players N
+//        [--join-ms 1000] [--duration-s 10] [--rate-bps 500000]
+//
+// Timeline: players connect spread evenly over the join window; the measuring window follows
+// it for duration-s. Bytes that arrive during the join window (each player's start burst) are
+// counted apart from the window's, so the window shows the steady, real-time rate. Prints one
+// JSON line on stdout; progress markers ("loadgen: window start|end") go to stderr.
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+
+const MAX_PLAYERS = 20_000;
+const MAX_DURATION_S = 600;
+const MAX_JOIN_MS = 60_000;
+/** A response header larger than this is an error (ours are a few hundred bytes). */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** Past the planned end, give up and report whatever was measured. */
+const HARD_TIMEOUT_GRACE_MS = 15_000;
+/** Players within this fraction of the expected byte count are keeping up (real time). */
+const KEPT_UP_FRACTION = 0.9;
+
+interface Options {
+  host: string;
+  port: number;
+  hostHeader: string;
+  path: string;
+  players: number;
+  joinMs: number;
+  durationS: number;
+  rateBps: number | null;
+}
+
+class UsageError extends Error {}
+
+function numberOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}]`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      players: { type: 'string' },
+      'join-ms': { type: 'string' },
+      'duration-s': { type: 'string' },
+      'rate-bps': { type: 'string' },
+    },
+  });
+  if (values.url === undefined) throw new UsageError('--url is required');
+  const url = new URL(values.url);
+  if (url.protocol !== 'http:') throw new UsageError('only http: URLs');
+  // Loopback only: this tool opens thousands of connections and must not be aimed elsewhere.
+  const hosts: Record<string, string> = { '127.0.0.1': '127.0.0.1', '[::1]': '::1', localhost: '127.0.0.1' };
+  const host = hosts[url.hostname];
+  if (host === undefined) throw new UsageError(`refusing non-loopback host ${url.hostname}`);
+  const rate = numberOption(values['rate-bps'], 'rate-bps', 0, 0, 1e10);
+  return {
+    host,
+    port: url.port === '' ? 80 : Number(url.port),
+    hostHeader: url.host,
+    path: `${url.pathname}${url.search}`,
+    players: Math.floor(numberOption(values.players, 'players', 1, 1, MAX_PLAYERS)),
+    joinMs: numberOption(values['join-ms'], 'join-ms', 1000, 0, MAX_JOIN_MS),
+    durationS: numberOption(values['duration-s'], 'duration-s', 10, 0.1, MAX_DURATION_S),
+    rateBps: rate > 0 ? rate : null,
+  };
+}
+
+/** The JSON line printed on stdout. */
+export interface LoadReport {
+  requested: number;
+  launched: number;
+  connected: number;
+  ok200: number;
+  status: Record<string, number>;
+  /** Players whose connection failed (refused, reset, bad response head). */
+  errors: number;
+  errorCodes: Record<string, number>;
+  /** Players the server closed before the end. */
+  closedEarly: number;
+  /** Players that never received a body byte. */
+  noBody: number;
+  bytesTotal: number;
+  /** Body bytes received during the join window (the start bursts). */
+  burstBytes: number;
+  /** Body bytes received during the measuring window. */
+  windowBytes: number;
+  perPlayerBytes: { min: number; p50: number };
+  perPlayerWindowBytes: { min: number; p50: number };
+  rateBps: number | null;
+  /** Players that received at least 90 % of rate × window in the window; null without a rate. */
+  keptUp: number | null;
+  /** From the start of connect to the first body byte. */
+  ttfbMs: { p50: number | null; p99: number | null; max: number | null };
+  windowS: number;
+  /** CPU time of this process, whole run and measuring window. */
+  cpu: { userS: number; systemS: number };
+  cpuWindow: { userS: number; systemS: number };
+  /** Body bits per second in the measuring window, in Gbit/s. */
+  gbps: number;
+  timedOut: boolean;
+}
+
+const enum Phase { Join, Window, Done }
+
+/** Every socket reads into this one buffer: the callback runs synchronously and keeps nothing. */
+const readBuffer = new Uint8Array(256 * 1024);
+const HEADER_END = Buffer.from('\r\n\r\n');
+
+class Player {
+  socket: net.Socket | null = null;
+  startMs = 0;
+  status = 0;
+  /** Header bytes until the blank line is seen, then null. */
+  head: Buffer | null = Buffer.alloc(0);
+  ttfbMs: number | null = null;
+  burstBytes = 0;
+  windowBytes = 0;
+  connected = false;
+  failed = false;
+  closedEarly = false;
+}
+
+class LoadGen {
+  readonly #o: Options;
+  readonly #players: Player[] = [];
+  readonly #request: Buffer;
+  readonly #errorCodes: Record<string, number> = {};
+  #phase = Phase.Join;
+  #startMs = 0;
+  #windowStartMs = 0;
+  #windowEndMs = 0;
+  #windowCpu: NodeJS.CpuUsage | null = null;
+  #launched = 0;
+
+  constructor(o: Options) {
+    this.#o = o;
+    this.#request = Buffer.from(
+      `GET ${o.path} HTTP/1.1\r\nHost: ${o.hostHeader}\r\nUser-Agent: mkvcast-loadgen\r\n\r\n`,
+      'latin1',
+    );
+  }
+
+  run(): Promise<LoadReport> {
+    return new Promise((resolve) => {
+      this.#startMs = performance.now();
+      this.#launchDue();
+      setTimeout(() => {
+        this.#phase = Phase.Window;
+        this.#windowStartMs = performance.now();
+        this.#windowCpu = process.cpuUsage();
+        process.stderr.write('loadgen: window start\n');
+        setTimeout(() => this.#finish(false, resolve), this.#o.durationS * 1000);
+      }, this.#o.joinMs);
+      const hardMs = this.#o.joinMs + this.#o.durationS * 1000 + HARD_TIMEOUT_GRACE_MS;
+      setTimeout(() => this.#finish(true, resolve), hardMs).unref();
+    });
+  }
+
+  /** Opens every connection whose turn has come, spread evenly over the join window. */
+  #launchDue(): void {
+    const { players, joinMs } = this.#o;
+    const elapsed = performance.now() - this.#startMs;
+    const due = joinMs === 0 ? players : Math.min(players, Math.floor((elapsed / joinMs) * players) + 1);
+    while (this.#launched < due) this.#launch();
+    if (this.#launched < players && this.#phase !== Phase.Done) setTimeout(() => this.#launchDue(), 1);
+  }
+
+  #launch(): void {
+    const p = new Player();
+    this.#players.push(p);
+    this.#launched++;
+    p.startMs = performance.now();
+    const socket = net.connect({
+      host: this.#o.host,
+      port: this.#o.port,
+      onread: { buffer: readBuffer, callback: (n, buf) => this.#onBytes(p, buf, n) },
+    });
+    p.socket = socket;
+    socket.setNoDelay(true);
+    socket.once('connect', () => {
+      p.connected = true;
+      socket.write(this.#request);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.#phase === Phase.Done || p.failed) return;
+      p.failed = true;
+      const code = err.code ?? err.message;
+      this.#errorCodes[code] = (this.#errorCodes[code] ?? 0) + 1;
+    });
+    socket.once('close', () => {
+      if (this.#phase !== Phase.Done && !p.failed) p.closedEarly = true;
+      p.socket = null;
+    });
+  }
+
+  #onBytes(p: Player, buf: Uint8Array, n: number): boolean {
+    let body = n;
+    if (p.head !== null) {
+      body = this.#readHead(p, buf, n);
+      if (body <= 0) return true;
+    }
+    p.ttfbMs ??= performance.now() - p.startMs;
+    // Chunked transfer coding, if any, is counted with the body: a few bytes per chunk.
+    if (this.#phase === Phase.Window) p.windowBytes += body;
+    else if (this.#phase === Phase.Join) p.burstBytes += body;
+    return true;
+  }
+
+  /** Collects the response head; returns how many of the n bytes are body (0 while in head). */
+  #readHead(p: Player, buf: Uint8Array, n: number): number {
+    const head = Buffer.concat([p.head!, buf.subarray(0, n)]);
+    const end = head.indexOf(HEADER_END);
+    if (end < 0) {
+      p.head = head;
+      if (head.length > MAX_HEADER_BYTES) this.#fail(p, 'HEADER_TOO_LARGE');
+      return 0;
+    }
+    p.head = null;
+    const m = /^HTTP\/1\.[01] (\d{3})/.exec(head.toString('latin1', 0, Math.min(end, 64)));
+    if (m === null) {
+      this.#fail(p, 'BAD_STATUS_LINE');
+      return 0;
+    }
+    p.status = Number(m[1]);
+    return head.length - (end + HEADER_END.length);
+  }
+
+  #fail(p: Player, code: string): void {
+    if (p.failed) return;
+    p.failed = true;
+    this.#errorCodes[code] = (this.#errorCodes[code] ?? 0) + 1;
+    p.socket?.destroy();
+  }
+
+  #finish(timedOut: boolean, done: (report: LoadReport) => void): void {
+    if (this.#phase === Phase.Done) return;
+    const now = performance.now();
+    if (this.#phase === Phase.Join) this.#windowStartMs = now; // hard timeout inside the join window
+    this.#phase = Phase.Done;
+    this.#windowEndMs = now;
+    const windowCpu = process.cpuUsage(this.#windowCpu ?? undefined);
+    process.stderr.write('loadgen: window end\n');
+    for (const p of this.#players) p.socket?.destroy();
+    done(this.#report(timedOut, windowCpu));
+  }
+
+  #report(timedOut: boolean, windowCpu: NodeJS.CpuUsage): LoadReport {
+    const o = this.#o;
+    const players = this.#players;
+    const windowS = (this.#windowEndMs - this.#windowStartMs) / 1000;
+    const status: Record<string, number> = {};
+    let burstBytes = 0;
+    let windowBytes = 0;
+    for (const p of players) {
+      if (p.status !== 0) status[p.status] = (status[p.status] ?? 0) + 1;
+      burstBytes += p.burstBytes;
+      windowBytes += p.windowBytes;
+    }
+    // Players never launched (hard timeout) still count as requested, with zero bytes.
+    const pad = (values: number[]): number[] => values.concat(new Array<number>(o.players - values.length).fill(0));
+    const totals = pad(players.map((p) => p.burstBytes + p.windowBytes)).sort((a, b) => a - b);
+    const inWindow = pad(players.map((p) => p.windowBytes)).sort((a, b) => a - b);
+    const ttfb = players.flatMap((p) => (p.ttfbMs === null ? [] : [p.ttfbMs])).sort((a, b) => a - b);
+    const need = o.rateBps === null ? null : (KEPT_UP_FRACTION * o.rateBps * windowS) / 8;
+    const cpu = process.cpuUsage();
+    const round = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
+    return {
+      requested: o.players,
+      launched: this.#launched,
+      connected: players.filter((p) => p.connected).length,
+      ok200: status[200] ?? 0,
+      status,
+      errors: players.filter((p) => p.failed).length,
+      errorCodes: this.#errorCodes,
+      closedEarly: players.filter((p) => p.closedEarly).length,
+      noBody: o.players - ttfb.length,
+      bytesTotal: burstBytes + windowBytes,
+      burstBytes,
+      windowBytes,
+      perPlayerBytes: { min: totals[0] ?? 0, p50: percentile(totals, 0.5) ?? 0 },
+      perPlayerWindowBytes: { min: inWindow[0] ?? 0, p50: percentile(inWindow, 0.5) ?? 0 },
+      rateBps: o.rateBps,
+      keptUp: need === null ? null : players.filter((p) => p.windowBytes >= need).length,
+      ttfbMs: { p50: round(percentile(ttfb, 0.5)), p99: round(percentile(ttfb, 0.99)), max: round(ttfb.at(-1) ?? null) },
+      windowS: Math.round(windowS * 1000) / 1000,
+      cpu: { userS: cpu.user / 1e6, systemS: cpu.system / 1e6 },
+      cpuWindow: { userS: windowCpu.user / 1e6, systemS: windowCpu.system / 1e6 },
+      gbps: windowS > 0 ? Math.round(((windowBytes * 8) / windowS / 1e9) * 1e4) / 1e4 : 0,
+      timedOut,
+    };
+  }
+}
+
+/** Nearest-rank percentile of an ascending array; null when empty. */
+function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+async function main(): Promise<void> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`loadgen: ${(err as Error).message}\n`);
+    process.exit(64);
+  }
+  const report = await new LoadGen(options).run();
+  process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(report.timedOut ? 2 : 0));
+}
+
+await main();

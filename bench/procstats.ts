@@ -1,0 +1,109 @@
+// CPU time and resident memory of a process tree, read from Linux /proc (proc(5)).
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second of utime/stime; USER_HZ is 100 on every mainstream Linux build. */
+const CLK_TCK = 100;
+
+export interface ProcSample {
+  pid: number;
+  ppid: number;
+  comm: string;
+  /** Start time in clock ticks since boot: with the pid, identifies the process. */
+  startTicks: number;
+  /** utime + stime of all the process's threads, in seconds. */
+  cpuS: number;
+  rssBytes: number;
+}
+
+export interface TreeSample {
+  /** When the sample was taken (performance.now(), ms). */
+  atMs: number;
+  cpuS: number;
+  rssBytes: number;
+  perPid: Map<number, ProcSample>;
+}
+
+function readOrNull(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null; // the process exited between listing and reading
+  }
+}
+
+/** Fields of /proc/<pid>/stat; comm may hold spaces and parentheses, so split after the last ')'. */
+function parseStat(text: string): { comm: string; fields: string[] } {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  return { comm: text.slice(open + 1, close), fields: text.slice(close + 2).split(' ') };
+}
+
+/** One process, or null if it does not exist (any more). */
+export function readProc(pid: number): ProcSample | null {
+  const stat = readOrNull(`/proc/${pid}/stat`);
+  if (stat === null) return null;
+  const { comm, fields } = parseStat(stat);
+  // fields[0] is stat field 3 (state): ppid is field 4, utime 14, stime 15, starttime 22.
+  const ppid = Number(fields[1]);
+  const cpuS = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const status = readOrNull(`/proc/${pid}/status`);
+  const rss = status === null ? null : /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  const startTicks = Number(fields[19]);
+  return { pid, ppid, comm, startTicks, cpuS, rssBytes: rss === null ? 0 : Number(rss[1]) * 1024 };
+}
+
+/** `root` (if alive) and every process below it, found through each process's ppid. */
+export function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readOrNull(`/proc/${name}/stat`);
+    if (stat === null) continue;
+    const ppid = Number(parseStat(stat).fields[1]);
+    let list = children.get(ppid);
+    if (list === undefined) children.set(ppid, (list = []));
+    list.push(Number(name));
+  }
+  if (readOrNull(`/proc/${root}/stat`) === null) return [];
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    found.push(pid);
+    for (const child of children.get(pid) ?? []) queue.push(child);
+  }
+  return found;
+}
+
+/** Sums over the given processes; those that have exited are left out. */
+export function sample(pids: readonly number[]): TreeSample {
+  const perPid = new Map<number, ProcSample>();
+  let cpuS = 0;
+  let rssBytes = 0;
+  for (const pid of pids) {
+    const p = readProc(pid);
+    if (p === null) continue;
+    perPid.set(pid, p);
+    cpuS += p.cpuS;
+    rssBytes += p.rssBytes;
+  }
+  return { atMs: performance.now(), cpuS, rssBytes, perPid };
+}
+
+/** Samples `root` and its descendants as they are now. */
+export function sampleTree(root: number): TreeSample {
+  return sample(descendants(root));
+}
+
+/**
+ * CPU seconds used between two samples. A process new in `after` counts from zero (it started
+ * in between); one gone from `after` is lost, as its time can no longer be read.
+ */
+export function cpuDelta(before: TreeSample, after: TreeSample): number {
+  let total = 0;
+  for (const [pid, p] of after.perPid) {
+    const prev = before.perPid.get(pid);
+    total += prev === undefined || prev.startTicks !== p.startTicks ? p.cpuS : Math.max(0, p.cpuS - prev.cpuS);
+  }
+  return total;
+}

@@ -1,0 +1,279 @@
+import type { Socket } from 'node:net';
+import {
+  describeError,
+  type EdgeConfig,
+  type EdgeStats,
+  type HeaderMessage,
+  type Logger,
+  type ServerStats,
+  type SourceMessage,
+} from '@mkvcast/shared';
+import { HttpError } from './http/errors.js';
+import { RequestHeadReader, type RequestHead } from './http/request.js';
+import { simpleResponse } from './http/responses.js';
+import { LiveStream } from './liveStream.js';
+import { Player, type PlayerCounters } from './player.js';
+import { SourceLink } from './sourceLink.js';
+import { statusPage } from './statusPage.js';
+
+/** A client has this long to send its request head. */
+const HEAD_TIMEOUT_MS = 10_000;
+const STREAM_PATH = /^\/live\/([^/]+?)(?:\.(?:mkv|webm))?$/;
+
+export interface EdgeEvents {
+  /** Open connections changed (load reporting). */
+  load(connections: number, received: number): void;
+  /** Every player of an ended stream is gone. */
+  streamDone(stream: string): void;
+}
+
+/**
+ * One edge process's work: a copy of every live stream fed by the source
+ * link, and the HTTP players on the sockets the master hands over.
+ */
+export class Edge {
+  readonly #config: EdgeConfig;
+  readonly #log: Logger;
+  readonly #events: EdgeEvents;
+  readonly #link: SourceLink;
+  readonly #streams = new Map<string, LiveStream>();
+  readonly #sockets = new Set<Socket>();
+  readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0 };
+  #received = 0;
+  #rejected = 0;
+  #players = 0;
+  #serverStats: ServerStats | null = null;
+  /** Streams the master waits on: it hears stream-done once each has no players left. */
+  readonly #draining = new Set<string>();
+
+  constructor(config: EdgeConfig, log: Logger, events: EdgeEvents) {
+    this.#config = config;
+    this.#log = log;
+    this.#events = events;
+    this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
+    this.#link.on('message', (message) => this.#onSourceMessage(message));
+  }
+
+  start(): void {
+    this.#link.connect();
+  }
+
+  set serverStats(stats: ServerStats) {
+    this.#serverStats = stats;
+  }
+
+  stats(): EdgeStats {
+    const playersByStream: Record<string, number> = {};
+    for (const stream of this.#streams.values()) playersByStream[stream.name] = stream.players.size;
+    return {
+      type: 'edge-stats',
+      players: this.#players,
+      playersByStream,
+      bytesOut: this.#counters.bytesOut,
+      skips: this.#counters.skips,
+      kicked: this.#counters.kicked,
+      rejected: this.#rejected,
+    };
+  }
+
+  /** A public connection from the master, not yet read from. */
+  accept(socket: Socket): void {
+    this.#received++;
+    this.#sockets.add(socket);
+    this.#reportLoad();
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#reportLoad();
+    });
+    const reader = new RequestHeadReader();
+    const timer = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      let parsed;
+      try {
+        parsed = reader.push(chunk);
+      } catch (err) {
+        socket.off('data', onData);
+        clearTimeout(timer);
+        this.#fail(socket, err, 'GET');
+        return;
+      }
+      if (!parsed) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      // Whatever a player sends after its request is read and dropped.
+      socket.on('data', () => undefined);
+      this.#route(socket, parsed.head);
+    };
+    socket.on('data', onData);
+    socket.resume();
+  }
+
+  /** Ends every player and the source link. */
+  close(): void {
+    this.#link.close();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  #route(socket: Socket, head: RequestHead): void {
+    try {
+      const stream = this.#streamFor(head);
+      if (stream === 'status') return this.#sendStatus(socket, head);
+      if (stream === 'stats') return this.#send(socket, 200, JSON.stringify(this.#statsBody()), 'application/json');
+      this.#play(socket, head, stream);
+    } catch (err) {
+      this.#fail(socket, err, head.method);
+    }
+  }
+
+  /** Which stream (or page) a request is for; throws the HttpError that answers it. */
+  #streamFor(head: RequestHead): LiveStream | 'status' | 'stats' {
+    const { method, path } = head;
+    if (method === 'OPTIONS') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
+    const allowed = method === 'GET' || method === 'HEAD';
+    const match = STREAM_PATH.exec(path);
+    if (match) {
+      if (!allowed) throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
+      return this.#stream(match[1]!);
+    }
+    if (!allowed) throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
+    if (path === '/stats') return 'stats';
+    if (path === '/' || path === '/index.html') {
+      const wantsHtml = (head.headers.get('accept') ?? '').includes('text/html');
+      const single = this.#config.defaultStream;
+      if (wantsHtml || single === null) return 'status';
+      return this.#stream(single);
+    }
+    throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no such path: ${path}`);
+  }
+
+  #stream(name: string): LiveStream {
+    const stream = this.#streams.get(name);
+    if (!stream) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no live stream named '${name}'`);
+    return stream;
+  }
+
+  #play(socket: Socket, head: RequestHead, stream: LiveStream): void {
+    if (head.method === 'HEAD') {
+      socket.end(stream.responseHead);
+      return;
+    }
+    if (this.#players >= this.#config.clientsPerEdge) {
+      this.#rejected++;
+      throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
+    }
+    const player = new Player(
+      socket,
+      { backlogBytes: this.#config.playerBacklogBytes, slowTimeoutMs: this.#config.slowTimeoutMs },
+      this.#counters,
+    );
+    this.#players++;
+    socket.once('close', () => {
+      this.#players--;
+      stream.leave(player);
+      this.#reportIfDone(stream.name);
+    });
+    stream.join(player, this.#config.burstMs);
+  }
+
+  #sendStatus(socket: Socket, head: RequestHead): void {
+    const page = statusPage(this.#streams.values(), this.#serverStats);
+    this.#send(socket, 200, page, 'text/html; charset=utf-8', {}, head.method !== 'HEAD');
+  }
+
+  #statsBody(): object {
+    return this.#serverStats ?? { edge: this.stats() };
+  }
+
+  #fail(socket: Socket, err: unknown, method: string): void {
+    if (err instanceof HttpError) {
+      this.#send(socket, err.status, err.message + '\n', undefined, err.headers, method !== 'HEAD');
+      return;
+    }
+    this.#log.error(`request failed: ${describeError(err)}`);
+    this.#send(socket, 500, 'internal error\n');
+  }
+
+  #send(
+    socket: Socket,
+    status: number,
+    body: string,
+    contentType?: string,
+    headers: Record<string, string> = {},
+    withBody = true,
+  ): void {
+    socket.end(simpleResponse(status, body, contentType, headers, withBody));
+  }
+
+  #onSourceMessage(message: SourceMessage): void {
+    switch (message.type) {
+      case 'welcome':
+        for (const name of [...this.#streams.keys()]) {
+          if (!message.streams.includes(name)) this.#endStream(name, 'gone from the source');
+        }
+        return;
+      case 'header':
+        return this.#onHeader(message);
+      case 'segment':
+        this.#streams.get(message.stream)?.push(message);
+        return;
+      case 'end':
+        return this.#endStream(message.stream, message.reason === 'error' ? message.message : undefined);
+    }
+  }
+
+  #onHeader(header: HeaderMessage): void {
+    const stream = this.#streams.get(header.stream);
+    if (!stream) {
+      this.#streams.set(
+        header.stream,
+        new LiveStream(header, { maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes }),
+      );
+      return;
+    }
+    const stale = stream.replaceHeader(header);
+    if (stale.length > 0) this.#log.info(`stream '${header.stream}' changed codecs; restarting ${stale.length} player(s)`);
+    for (const player of stale) player.finish();
+  }
+
+  #endStream(name: string, error?: string): void {
+    const stream = this.#streams.get(name);
+    if (!stream) return;
+    this.#streams.delete(name);
+    stream.ended = true;
+    if (error) this.#log.debug(`stream '${name}' ended: ${error}`);
+    for (const player of stream.players) player.finish();
+    this.#reportIfDone(name);
+  }
+
+  /** The master waits for these streams to be over here (end of input). */
+  drain(streams: string[]): void {
+    for (const name of streams) {
+      this.#draining.add(name);
+      this.#reportIfDone(name);
+    }
+  }
+
+  #reportIfDone(name: string): void {
+    if (!this.#draining.has(name)) return;
+    const stream = this.#streams.get(name);
+    if (stream && !stream.ended) return;
+    if (stream && stream.players.size > 0) return;
+    this.#draining.delete(name);
+    this.#events.streamDone(name);
+  }
+
+  #resumePoints(): Record<string, number> {
+    const resume: Record<string, number> = {};
+    for (const stream of this.#streams.values()) {
+      const last = stream.lastSeq;
+      if (last !== undefined) resume[stream.name] = last;
+    }
+    return resume;
+  }
+
+  #reportLoad(): void {
+    this.#events.load(this.#sockets.size, this.#received);
+  }
+}

@@ -1,0 +1,48 @@
+import { REASON } from './errors.js';
+
+const SERVER = 'mkvcast';
+
+/** Content-Type from the stream's DocType (RFC 9559 §1, WebM's own registration). */
+export function contentTypeFor(docType: string): string {
+  return docType === 'webm' ? 'video/webm' : 'video/x-matroska';
+}
+
+/**
+ * The head of a stream response, built once per stream and written to every
+ * player: no Content-Length and no chunked coding, the body ends when the
+ * connection closes (RFC 9112 §6.3 item 8); never cached.
+ */
+export function streamResponseHead(contentType: string): Buffer {
+  return Buffer.from(
+    'HTTP/1.1 200 OK\r\n' +
+      `Server: ${SERVER}\r\n` +
+      `Content-Type: ${contentType}\r\n` +
+      'Cache-Control: no-cache, no-store\r\n' +
+      'Pragma: no-cache\r\n' +
+      'Access-Control-Allow-Origin: *\r\n' +
+      'X-Content-Type-Options: nosniff\r\n' +
+      'Connection: close\r\n\r\n',
+    'latin1',
+  );
+}
+
+/** A complete small response with a body; the connection closes after it. */
+export function simpleResponse(
+  status: number,
+  body: string,
+  contentType = 'text/plain; charset=utf-8',
+  headers: Record<string, string> = {},
+  withBody = true,
+): Buffer {
+  const payload = Buffer.from(body, 'utf8');
+  let head =
+    `HTTP/1.1 ${status} ${REASON[status] ?? 'Unknown'}\r\n` +
+    `Server: ${SERVER}\r\n` +
+    `Content-Type: ${contentType}\r\n` +
+    `Content-Length: ${payload.length}\r\n` +
+    'Cache-Control: no-cache, no-store\r\n' +
+    'Access-Control-Allow-Origin: *\r\n';
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+  head += 'Connection: close\r\n\r\n';
+  return withBody ? Buffer.concat([Buffer.from(head, 'latin1'), payload]) : Buffer.from(head, 'latin1');
+}

@@ -1,0 +1,135 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Logger } from '@mkvcast/shared';
+
+/** A child that has not said 'ready' within this time failed to start. */
+const READY_TIMEOUT_MS = 15_000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+/** Failed starts in a row after which the master gives up. */
+const MAX_FAILED_STARTS = 5;
+/** A child that ran this long resets the backoff. */
+const HEALTHY_AFTER_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+
+export interface ChildOptions {
+  /** Log name: 'source', 'edge 2'. */
+  name: string;
+  modulePath: string;
+  /** argv[2] of the child, rebuilt at each (re)start. */
+  config: () => object;
+  /** Whether the child reads the master's standard input. */
+  stdin: boolean;
+  log: Logger;
+}
+
+export interface ChildEvents {
+  ready: [];
+  message: [{ type: string } & Record<string, unknown>];
+  /** Too many failed starts in a row: the master should stop. */
+  fatal: [string];
+}
+
+/**
+ * Supervises one forked process. Tells a child that failed to start (exited
+ * or stayed silent before 'ready') from one that died after it, restarts
+ * both with backoff, gives up after repeated failed starts, and ignores the
+ * exits it caused itself.
+ */
+export class Child extends EventEmitter<ChildEvents> {
+  readonly #options: ChildOptions;
+  #process: ChildProcess | undefined;
+  #ready = false;
+  #stopping = false;
+  #failedStarts = 0;
+  #restarts = 0;
+  #startedAt = 0;
+  #readyTimer: NodeJS.Timeout | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: ChildOptions) {
+    super();
+    this.#options = options;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get pid(): number | null {
+    return this.#process?.pid ?? null;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  start(): void {
+    const { modulePath, config, stdin } = this.#options;
+    this.#ready = false;
+    this.#startedAt = Date.now();
+    const child = fork(modulePath, [JSON.stringify(config())], {
+      stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.#process = child;
+    child.on('message', (message: { type: string } & Record<string, unknown>) => {
+      if (message.type === 'ready') this.#onReady();
+      else this.emit('message', message);
+    });
+    child.on('error', (err) => this.#options.log.warn(`${this.#options.name}: ${err.message}`));
+    child.on('exit', (code, signal) => this.#onExit(child, code, signal));
+    this.#readyTimer = setTimeout(() => {
+      this.#options.log.warn(`${this.#options.name} did not report ready in time`);
+      child.kill('SIGKILL');
+    }, READY_TIMEOUT_MS);
+  }
+
+  /** Sends a message (and a socket) if the child is up; false when it could not. */
+  send(message: object, handle?: Socket, callback?: (err: Error | null) => void): boolean {
+    const child = this.#process;
+    if (!child?.connected || !this.#ready) return false;
+    return child.send(message, handle, { keepOpen: false }, callback ?? (() => undefined));
+  }
+
+  /** Asks the child to exit, kills it after a grace period, and resolves when it is gone. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    clearTimeout(this.#readyTimer);
+    const child = this.#process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    if (child.connected) child.send({ type: 'shutdown' });
+    else child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  #onReady(): void {
+    clearTimeout(this.#readyTimer);
+    this.#ready = true;
+    this.emit('ready');
+  }
+
+  #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    clearTimeout(this.#readyTimer);
+    if (child !== this.#process || this.#stopping) return;
+    const { name, log } = this.#options;
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    const wasReady = this.#ready;
+    this.#ready = false;
+    // A child that dies soon after starting counts as a failed start too.
+    const healthy = wasReady && Date.now() - this.#startedAt > HEALTHY_AFTER_MS;
+    this.#failedStarts = healthy ? 0 : this.#failedStarts + 1;
+    if (this.#failedStarts >= MAX_FAILED_STARTS) {
+      this.emit('fatal', `${name} failed to start ${this.#failedStarts} times in a row (last exit: ${how})`);
+      return;
+    }
+    const delay = Math.min(BACKOFF_MIN_MS * 2 ** Math.max(0, this.#failedStarts - 1), BACKOFF_MAX_MS);
+    log.warn(`${name} ${wasReady ? 'died' : 'failed to start'} (${how}); restarting in ${delay} ms`);
+    this.#restarts++;
+    this.#restartTimer = setTimeout(() => this.start(), delay);
+  }
+}

@@ -1,0 +1,130 @@
+import { accessSync, constants, fstatSync, statSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { LOG_LEVELS, Logger, UsageError, describeError, type InputConfig, type LogLevel } from '@mkvcast/shared';
+import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
+
+const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
+
+function parser(argv: string[]) {
+  return yargs(argv)
+    .scriptName('master')
+    .usage('$0 [input] [options]\n\nServe a Matroska/WebM stream live over HTTP to many players.\n' +
+      'input: a file path, or - for standard input (read from a pipe when omitted).')
+    .positional('input', { type: 'string', describe: 'file path, or - for stdin' })
+    .options({
+      edges: { type: 'number', default: DEFAULT_EDGES, describe: 'edge processes serving players (default: cores)' },
+      'clients-per-edge': { type: 'number', default: 16, describe: 'players each edge serves; capacity = edges × this' },
+      port: { type: 'number', default: 8080, describe: 'public HTTP port (0: any free port)' },
+      host: { type: 'string', default: '0.0.0.0', describe: 'address to listen on' },
+      name: { type: 'string', describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
+      loop: { type: 'boolean', default: false, describe: 'repeat a file forever, timestamps kept monotonic' },
+      buffer: { type: 'number', default: 10, describe: 'seconds of recent stream each process keeps' },
+      'buffer-mb': { type: 'number', default: 64, describe: 'most MB of recent stream kept per stream' },
+      burst: { type: 'number', default: 0, describe: 'a new player starts this many seconds back (at a keyframe) for a fuller buffer' },
+      'player-backlog-kb': { type: 'number', default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },
+      'slow-timeout': { type: 'number', default: 10, describe: 'seconds a player may lag before it is disconnected' },
+      workers: { type: 'number', default: 1, describe: 'worker threads for per-Cluster work (0: in the source process)' },
+      'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
+    })
+    .strictOptions()
+    .version(false)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .fail((message, err) => {
+      throw err ?? new UsageError(message);
+    });
+}
+
+function integer(value: number, name: string, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, not ${value}`);
+  }
+  return value;
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`--${name} must be a number ≥ 0, not ${value}`);
+  return value;
+}
+
+/** The input as given, or stdin when it is a pipe or a file. */
+function resolveInput(input: string | undefined): string {
+  if (input !== undefined) return input;
+  const stdin = fstatSync(0);
+  if (stdin.isFIFO() || stdin.isFile() || stdin.isSocket()) return '-';
+  throw new UsageError('no input: give a file, or - for stdin, or pipe a stream in (see --help)');
+}
+
+function checkReadable(path: string): void {
+  if (path === '-') return;
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    throw new UsageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeError(err)}`);
+  }
+  if (statSync(path).isDirectory()) throw new UsageError(`cannot read ${path}: it is a directory`);
+}
+
+export async function parseOptions(argv: string[]): Promise<MasterOptions> {
+  const args = await parser(argv).parseAsync();
+  const positionals = args._.map(String);
+  if (positionals.length > 1) throw new UsageError(`one input at a time, got ${positionals.length}: ${positionals.join(' ')}`);
+  const path = resolveInput(positionals[0]);
+  checkReadable(path);
+  const name = args.name ?? (path === '-' ? 'live' : basename(path, extname(path)));
+  if (!NAME.test(name)) throw new UsageError(`--name '${name}' may use only letters, digits and . _ ~ -`);
+  if (args.loop && path === '-') throw new UsageError('--loop needs a file; standard input cannot be repeated');
+  const input: InputConfig = { name, path, paced: path !== '-', loop: args.loop };
+  return {
+    inputs: [input],
+    edges: integer(args.edges, 'edges', 1, 64),
+    clientsPerEdge: integer(args['clients-per-edge'], 'clients-per-edge', 1, 100_000),
+    host: args.host,
+    port: integer(args.port, 'port', 0, 65535),
+    bufferMs: positive(args.buffer, 'buffer') * 1000,
+    bufferBytes: positive(args['buffer-mb'], 'buffer-mb') * 1024 * 1024,
+    burstMs: positive(args.burst, 'burst') * 1000,
+    playerBacklogBytes: positive(args['player-backlog-kb'], 'player-backlog-kb') * 1024,
+    slowTimeoutMs: positive(args['slow-timeout'], 'slow-timeout') * 1000,
+    workers: integer(args.workers, 'workers', 0, 64),
+    logLevel: args['log-level'],
+  };
+}
+
+function urlHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+export async function main(argv = hideBin(process.argv)): Promise<number> {
+  let options: MasterOptions;
+  try {
+    options = await parseOptions(argv);
+  } catch (err) {
+    process.stderr.write(`mkvcast: ${describeError(err)}\n`);
+    return 2;
+  }
+  const log = new Logger('master', options.logLevel);
+  const master = new Master(options, log);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) process.exit(130);
+    log.info(`${signal}: shutting down`);
+    void master.close(0);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const address = await master.start();
+    const base = `http://${urlHost(address.address)}:${address.port}/`;
+    const streams = options.inputs.map((i) => `${base}live/${i.name}`).join(' ');
+    log.info(`listening on ${base} with ${options.edges} edge(s) × ${options.clientsPerEdge} players; stream: ${streams}`);
+  } catch (err) {
+    log.error(`cannot start: ${describeError(err)}`);
+    await master.close(1);
+    return 1;
+  }
+  return master.exited;
+}

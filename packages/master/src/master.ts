@@ -1,0 +1,272 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type {
+  EdgeConfig,
+  EdgeStats,
+  InputConfig,
+  Logger,
+  LogLevel,
+  ServerStats,
+  SourceConfig,
+  SourceStats,
+} from '@mkvcast/shared';
+import { Child } from './child.js';
+
+export interface MasterOptions {
+  inputs: InputConfig[];
+  edges: number;
+  clientsPerEdge: number;
+  host: string;
+  port: number;
+  bufferMs: number;
+  bufferBytes: number;
+  burstMs: number;
+  playerBacklogBytes: number;
+  slowTimeoutMs: number;
+  workers: number;
+  logLevel: LogLevel;
+}
+
+const STATS_INTERVAL_MS = 1000;
+/** After the last input ends, players get this long to take the rest before the master exits. */
+const DRAIN_TIMEOUT_MS = 30_000;
+const LISTEN_BACKLOG = 4096;
+const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
+
+const require = createRequire(import.meta.url);
+
+interface EdgeSlot {
+  child: Child;
+  /** Sockets handed over, in total. */
+  handed: number;
+  /** The edge's last report: open connections, and how many handed sockets it had seen. */
+  connections: number;
+  received: number;
+  stats: EdgeStats | null;
+}
+
+/**
+ * The supervisor: forks the source and the edges, owns the public port and
+ * hands each accepted connection to the least-loaded edge, restarts children
+ * that die, aggregates stats, and shuts everything down on a signal or when
+ * every input has ended and its players have been served.
+ */
+export class Master {
+  readonly #options: MasterOptions;
+  readonly #log: Logger;
+  readonly #dir: string;
+  readonly #server: Server;
+  readonly #source: Child;
+  readonly #edges: EdgeSlot[];
+  readonly #startedAt = Date.now();
+  readonly #ended = new Map<string, boolean>();
+  readonly #done = new Map<string, Set<number>>();
+  #sourceStats: SourceStats | null = null;
+  #exitCode = 0;
+  #closing: Promise<number> | undefined;
+  #resolveExit!: (code: number) => void;
+  readonly exited: Promise<number>;
+
+  constructor(options: MasterOptions, log: Logger) {
+    this.#options = options;
+    this.#log = log;
+    this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
+    this.#dir = mkdtempSync(join(tmpdir(), 'mkvcast-'));
+    const socketPath = join(this.#dir, 'source.sock');
+    this.#source = this.#makeSource(socketPath);
+    this.#edges = Array.from({ length: options.edges }, (_, i) => this.#makeEdge(i + 1, socketPath));
+    this.#server = createServer({ pauseOnConnect: true }, (socket) => this.#dispatch(socket));
+  }
+
+  /** Starts the children and listens; resolves with the bound address. */
+  async start(): Promise<AddressInfo> {
+    this.#source.start();
+    await new Promise<void>((resolve) => this.#source.once('ready', resolve));
+    for (const edge of this.#edges) edge.child.start();
+    await Promise.all(this.#edges.map((e) => new Promise<void>((resolve) => e.child.once('ready', resolve))));
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host: this.#options.host, port: this.#options.port, backlog: LISTEN_BACKLOG }, resolve);
+    });
+    setInterval(() => this.#broadcastStats(), STATS_INTERVAL_MS).unref();
+    return this.#server.address() as AddressInfo;
+  }
+
+  /** Stops everything once; resolves with the exit code. */
+  close(code = this.#exitCode): Promise<number> {
+    this.#closing ??= (async () => {
+      this.#server.close();
+      await Promise.all([this.#source.stop(), ...this.#edges.map((e) => e.child.stop())]);
+      rmSync(this.#dir, { recursive: true, force: true });
+      this.#resolveExit(code);
+      return code;
+    })();
+    return this.#closing;
+  }
+
+  #makeSource(socketPath: string): Child {
+    const o = this.#options;
+    const config: SourceConfig = {
+      socketPath,
+      inputs: o.inputs,
+      bufferMs: o.bufferMs,
+      bufferBytes: o.bufferBytes,
+      edgeBacklogBytes: EDGE_BACKLOG_BYTES,
+      workers: o.workers,
+      logLevel: o.logLevel,
+    };
+    const child = new Child({
+      name: 'source',
+      modulePath: require.resolve('@mkvcast/source/main'),
+      config: () => config,
+      stdin: o.inputs.some((i) => i.path === '-'),
+      log: this.#log,
+    });
+    child.on('message', (message) => {
+      if (message.type === 'source-stats') this.#sourceStats = message as unknown as SourceStats;
+      else if (message.type === 'ended') this.#onEnded(message as unknown as { stream: string; ok: boolean; message?: string });
+    });
+    child.on('fatal', (why) => this.#fatal(why));
+    return child;
+  }
+
+  #makeEdge(edgeId: number, socketPath: string): EdgeSlot {
+    const o = this.#options;
+    const config: EdgeConfig = {
+      edgeId,
+      socketPath,
+      clientsPerEdge: o.clientsPerEdge,
+      burstMs: o.burstMs,
+      bufferMs: o.bufferMs,
+      bufferBytes: o.bufferBytes,
+      playerBacklogBytes: o.playerBacklogBytes,
+      slowTimeoutMs: o.slowTimeoutMs,
+      defaultStream: o.inputs.length === 1 ? o.inputs[0]!.name : null,
+      logLevel: o.logLevel,
+    };
+    const slot: EdgeSlot = {
+      child: new Child({
+        name: `edge ${edgeId}`,
+        modulePath: require.resolve('@mkvcast/edge/main'),
+        config: () => config,
+        stdin: false,
+        log: this.#log,
+      }),
+      handed: 0,
+      connections: 0,
+      received: 0,
+      stats: null,
+    };
+    slot.child.on('ready', () => {
+      // A fresh process has seen nothing yet.
+      slot.handed = slot.connections = slot.received = 0;
+    });
+    slot.child.on('message', (message) => {
+      if (message.type === 'load') {
+        slot.connections = message.connections as number;
+        slot.received = message.received as number;
+      } else if (message.type === 'edge-stats') slot.stats = message as unknown as EdgeStats;
+      else if (message.type === 'stream-done') this.#onStreamDone(edgeId, message.stream as string);
+    });
+    slot.child.on('fatal', (why) => this.#fatal(why));
+    return slot;
+  }
+
+  /** Least-loaded edge: its open connections plus those handed to it since its last report. */
+  #dispatch(socket: Socket): void {
+    let best: EdgeSlot | undefined;
+    let bestLoad = Infinity;
+    for (const slot of this.#edges) {
+      if (!slot.child.ready) continue;
+      const load = slot.connections + (slot.handed - slot.received);
+      if (load < bestLoad) {
+        best = slot;
+        bestLoad = load;
+      }
+    }
+    if (!best || !best.child.send({ type: 'conn' }, socket)) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    best.handed++;
+  }
+
+  #onEnded(ended: { stream: string; ok: boolean; message?: string }): void {
+    const input = this.#options.inputs.find((i) => i.name === ended.stream);
+    if (ended.ok) this.#log.info(`stream '${ended.stream}' ended`);
+    else {
+      this.#log.error(`${input?.path === '-' ? 'stdin' : input?.path ?? ended.stream}: ${ended.message}`);
+      this.#exitCode = 1;
+    }
+    this.#ended.set(ended.stream, ended.ok);
+    if (this.#ended.size < this.#options.inputs.length) return;
+    setTimeout(() => {
+      this.#log.warn('players still connected after the end of input; closing them');
+      void this.close();
+    }, DRAIN_TIMEOUT_MS).unref();
+    const streams = [...this.#ended.keys()];
+    for (const slot of this.#edges) slot.child.send({ type: 'drain', streams });
+    this.#maybeFinish();
+  }
+
+  #onStreamDone(edgeId: number, stream: string): void {
+    let edges = this.#done.get(stream);
+    if (!edges) this.#done.set(stream, (edges = new Set()));
+    edges.add(edgeId);
+    this.#maybeFinish();
+  }
+
+  /** Every input ended and every edge has closed its players of it: exit. */
+  #maybeFinish(): void {
+    if (this.#ended.size < this.#options.inputs.length) return;
+    for (const stream of this.#ended.keys()) {
+      const done = this.#done.get(stream);
+      if (!done || done.size < this.#edges.length) return;
+    }
+    void this.close();
+  }
+
+  #fatal(why: string): void {
+    this.#log.error(why);
+    this.#exitCode = 1;
+    void this.close();
+  }
+
+  #broadcastStats(): void {
+    const stats = this.stats();
+    for (const slot of this.#edges) slot.child.send({ type: 'cluster-stats', stats });
+  }
+
+  stats(): ServerStats {
+    const total: ServerStats = {
+      uptimeS: Math.round((Date.now() - this.#startedAt) / 1000),
+      pids: { master: process.pid, source: this.#source.pid, edges: this.#edges.map((e) => e.child.pid) },
+      capacity: this.#options.edges * this.#options.clientsPerEdge,
+      players: 0,
+      playersByStream: {},
+      bytesOut: 0,
+      skips: 0,
+      kicked: 0,
+      rejected: 0,
+      restarts: this.#source.restarts + this.#edges.reduce((n, e) => n + e.child.restarts, 0),
+      streams: this.#sourceStats?.streams ?? [],
+    };
+    for (const { stats } of this.#edges) {
+      if (!stats) continue;
+      total.players += stats.players;
+      total.bytesOut += stats.bytesOut;
+      total.skips += stats.skips;
+      total.kicked += stats.kicked;
+      total.rejected += stats.rejected;
+      for (const [name, n] of Object.entries(stats.playersByStream)) {
+        total.playersByStream[name] = (total.playersByStream[name] ?? 0) + n;
+      }
+    }
+    return total;
+  }
+}
+
+export const DEFAULT_EDGES = Math.max(1, availableParallelism());

@@ -1,0 +1,44 @@
+import type { LogLevel } from './log.js';
+
+/** One input of the source: where bytes come from and under which name they are served. */
+export interface InputConfig {
+  name: string;
+  /** A file path, or '-' for standard input. */
+  path: string;
+  /** Read in real time (files); stdin is taken as it comes. */
+  paced: boolean;
+  loop: boolean;
+}
+
+/** What the master hands the source process (as JSON in argv). */
+export interface SourceConfig {
+  socketPath: string;
+  inputs: InputConfig[];
+  /** Media time each stream's ring keeps, ms. */
+  bufferMs: number;
+  /** Bytes each stream's ring keeps at most. */
+  bufferBytes: number;
+  /** Bytes an edge may leave unread before the source drops its connection. */
+  edgeBacklogBytes: number;
+  /** Use worker threads for per-Cluster work (false: in-process). */
+  workers: number;
+  logLevel: LogLevel;
+}
+
+/** What the master hands each edge process. */
+export interface EdgeConfig {
+  edgeId: number;
+  socketPath: string;
+  clientsPerEdge: number;
+  /** A new player starts this many ms back from the newest keyframe (0 = newest keyframe). */
+  burstMs: number;
+  bufferMs: number;
+  bufferBytes: number;
+  /** Bytes a player may leave unread before it skips ahead to the next keyframe. */
+  playerBacklogBytes: number;
+  /** A player lagging this long without catching up is disconnected, ms. */
+  slowTimeoutMs: number;
+  /** The single stream served at `GET /` to media players, when there is one input. */
+  defaultStream: string | null;
+  logLevel: LogLevel;
+}

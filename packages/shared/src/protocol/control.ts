@@ -1,0 +1,86 @@
+/**
+ * Control messages between the master and its children, over the IPC channel
+ * that fork() opens (JSON; sockets travel beside them as handles).
+ */
+
+export interface ReadyMessage {
+  type: 'ready';
+}
+
+/** Source → master: an input ended. */
+export interface EndedMessage {
+  type: 'ended';
+  stream: string;
+  ok: boolean;
+  message?: string;
+}
+
+export interface SourceStats {
+  type: 'source-stats';
+  streams: { name: string; segments: number; bytesIn: number; edges: number }[];
+  edgesDropped: number;
+}
+
+/** Edge → master: connections it holds, and how many handed sockets it has seen. */
+export interface LoadMessage {
+  type: 'load';
+  connections: number;
+  received: number;
+}
+
+export interface EdgeStats {
+  type: 'edge-stats';
+  players: number;
+  playersByStream: Record<string, number>;
+  bytesOut: number;
+  skips: number;
+  kicked: number;
+  rejected: number;
+}
+
+/** Edge → master: every player of a stream that ended has been closed. */
+export interface StreamDoneMessage {
+  type: 'stream-done';
+  stream: string;
+}
+
+/** Master → edge: a public connection to serve (the socket rides as the handle). */
+export interface ConnectionMessage {
+  type: 'conn';
+}
+
+/** Master → edge: the inputs ended; answer stream-done for each once its players are gone. */
+export interface DrainMessage {
+  type: 'drain';
+  streams: string[];
+}
+
+/** Master → child: finish up and exit 0. */
+export interface ShutdownMessage {
+  type: 'shutdown';
+}
+
+/** Master → edge: the whole server's stats, for /stats and the status page. */
+export interface ClusterStatsMessage {
+  type: 'cluster-stats';
+  stats: ServerStats;
+}
+
+export interface ServerStats {
+  uptimeS: number;
+  pids: { master: number; source: number | null; edges: (number | null)[] };
+  capacity: number;
+  players: number;
+  playersByStream: Record<string, number>;
+  bytesOut: number;
+  skips: number;
+  kicked: number;
+  rejected: number;
+  restarts: number;
+  streams: SourceStats['streams'];
+}
+
+export type SourceToMaster = ReadyMessage | EndedMessage | SourceStats;
+export type EdgeToMaster = ReadyMessage | LoadMessage | EdgeStats | StreamDoneMessage;
+export type MasterToSource = ShutdownMessage;
+export type MasterToEdge = ConnectionMessage | ShutdownMessage | ClusterStatsMessage | DrainMessage;

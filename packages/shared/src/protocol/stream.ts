@@ -1,0 +1,44 @@
+/**
+ * Stream messages, source → edge: a stream's live header, its Segments in
+ * sequence, and its end.
+ */
+
+export interface TrackSummary {
+  number: number;
+  type: 'video' | 'audio' | 'subtitle' | 'other';
+  codec: string;
+}
+
+/** The live stream header: what every player receives first. */
+export interface HeaderMessage {
+  type: 'header';
+  stream: string;
+  /** Bumped when the header changes (new codecs): players must start afresh. */
+  generation: number;
+  docType: string;
+  tracks: TrackSummary[];
+  bytes: Uint8Array;
+}
+
+/** One or more whole Clusters. */
+export interface SegmentMessage {
+  type: 'segment';
+  stream: string;
+  /** Consecutive within an epoch; a gap tells the edge its players must wait for a keyframe. */
+  seq: number;
+  /** Milliseconds since the stream's first Cluster (not the Cluster's own timestamp). */
+  ts: number;
+  /** A player may start decoding here. */
+  keyframe: boolean;
+  /** Wall-clock ms when the source published it, for latency measurement. */
+  sentAt: number;
+  bytes: Uint8Array;
+}
+
+export interface EndMessage {
+  type: 'end';
+  stream: string;
+  /** 'eof': the input ended normally; 'error': it failed (see message). */
+  reason: 'eof' | 'error';
+  message?: string;
+}

@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import {
+  Channel,
+  PROTOCOL_VERSION,
+  SegmentRing,
+  encodeFrame,
+  type EdgeMessage,
+  type HeaderMessage,
+  type HelloMessage,
+  type Logger,
+  type RingEntry,
+  type SourceConfig,
+  type SourceMessage,
+  type SourceStats,
+} from '@mkvcast/shared';
+import type { LiveHeader } from './header.js';
+
+interface HubStream {
+  name: string;
+  header: HeaderMessage;
+  ring: SegmentRing;
+  nextSeq: number;
+  segments: number;
+  bytesIn: number;
+}
+
+interface EdgeLink {
+  channel: Channel<EdgeMessage, SourceMessage>;
+  edgeId: number | null;
+}
+
+/**
+ * The source's side of the wire: a Unix socket server that every edge
+ * connects to. Holds each stream's header and a ring of recent Segments, and
+ * sends each Segment to every edge, encoded once.
+ */
+export class Hub {
+  readonly #server: Server;
+  readonly #config: SourceConfig;
+  readonly #log: Logger;
+  readonly #epoch = randomUUID();
+  readonly #streams = new Map<string, HubStream>();
+  readonly #edges = new Set<EdgeLink>();
+  #edgesDropped = 0;
+
+  private constructor(server: Server, config: SourceConfig, log: Logger) {
+    this.#server = server;
+    this.#config = config;
+    this.#log = log;
+    server.on('connection', (socket) => this.#onConnection(socket));
+  }
+
+  static async listen(config: SourceConfig, log: Logger): Promise<Hub> {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return new Hub(server, config, log);
+  }
+
+  /** Sets a stream's header; a different header starts a new generation. */
+  openStream(name: string, header: LiveHeader): void {
+    const existing = this.#streams.get(name);
+    if (existing && Buffer.compare(Buffer.from(existing.header.bytes), header.bytes) === 0) return;
+    const message: HeaderMessage = {
+      type: 'header',
+      stream: name,
+      generation: (existing?.header.generation ?? 0) + 1,
+      docType: header.docType,
+      tracks: header.tracks,
+      bytes: header.bytes,
+    };
+    const stream: HubStream = existing ?? {
+      name,
+      header: message,
+      ring: new SegmentRing({ maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes }),
+      nextSeq: 0,
+      segments: 0,
+      bytesIn: 0,
+    };
+    stream.header = message;
+    stream.ring.clear();
+    this.#streams.set(name, stream);
+    this.#broadcast(encodeFrame(message));
+  }
+
+  publish(name: string, ts: number, keyframe: boolean, bytes: Uint8Array): void {
+    const stream = this.#streams.get(name);
+    if (!stream) return;
+    const entry: RingEntry = { seq: stream.nextSeq++, ts, keyframe, bytes };
+    stream.ring.push(entry);
+    stream.segments++;
+    stream.bytesIn += bytes.length;
+    this.#broadcast(encodeFrame({ type: 'segment', stream: name, sentAt: Date.now(), ...entry }));
+  }
+
+  endStream(name: string, reason: 'eof' | 'error', message?: string): void {
+    if (!this.#streams.delete(name)) return;
+    this.#broadcast(encodeFrame({ type: 'end', stream: name, reason, ...(message ? { message } : {}) }));
+  }
+
+  /** Resolves when every edge has taken what was sent to it, or after `timeoutMs`. */
+  async flushed(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && [...this.#edges].some((e) => e.channel.writableLength > 0)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  stats(): SourceStats {
+    return {
+      type: 'source-stats',
+      streams: [...this.#streams.values()].map((s) => ({
+        name: s.name,
+        segments: s.segments,
+        bytesIn: s.bytesIn,
+        edges: this.#edges.size,
+      })),
+      edgesDropped: this.#edgesDropped,
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const edge of this.#edges) edge.channel.close();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #onConnection(socket: Socket): void {
+    const link: EdgeLink = { channel: new Channel(socket), edgeId: null };
+    this.#edges.add(link);
+    link.channel.on('message', (message) => {
+      if (message.type === 'hello') this.#onHello(link, message);
+    });
+    link.channel.on('close', (err) => {
+      this.#edges.delete(link);
+      if (err) this.#log.warn(`edge ${link.edgeId ?? '?'}: ${err.message}`);
+    });
+  }
+
+  #onHello(link: EdgeLink, hello: HelloMessage): void {
+    if (hello.version !== PROTOCOL_VERSION) {
+      this.#log.error(`edge ${hello.edgeId} speaks protocol ${hello.version}, not ${PROTOCOL_VERSION}`);
+      link.channel.close(new Error('protocol version mismatch'));
+      return;
+    }
+    link.edgeId = hello.edgeId;
+    link.channel.send({ type: 'welcome', version: PROTOCOL_VERSION, epoch: this.#epoch, streams: [...this.#streams.keys()] });
+    const sameEpoch = hello.epoch === this.#epoch;
+    for (const stream of this.#streams.values()) {
+      const last = sameEpoch ? hello.resume[stream.name] : undefined;
+      const missing = last === undefined ? undefined : stream.ring.after(last);
+      if (!missing) link.channel.send(stream.header);
+      for (const entry of missing ?? stream.ring.entries()) {
+        link.channel.send({ type: 'segment', stream: stream.name, sentAt: Date.now(), ...entry });
+      }
+    }
+  }
+
+  /** One encoding, every edge. An edge that stops reading is dropped, never buffered for without bound. */
+  #broadcast(frame: Buffer): void {
+    for (const edge of this.#edges) {
+      if (edge.edgeId === null) continue;
+      if (edge.channel.writableLength > this.#config.edgeBacklogBytes) {
+        this.#edgesDropped++;
+        this.#log.warn(`edge ${edge.edgeId} fell ${edge.channel.writableLength} bytes behind; dropping its link`);
+        edge.channel.close(new Error('edge too slow'));
+        continue;
+      }
+      edge.channel.sendFrame(frame);
+    }
+  }
+}

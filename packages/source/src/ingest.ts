@@ -1,0 +1,163 @@
+import type { Readable } from 'node:stream';
+import {
+  CorruptStreamError,
+  MKV_ID,
+  readId,
+  readSize,
+  readUint,
+  type InputConfig,
+  type Logger,
+  type ScanEvent,
+  MatroskaScanner,
+} from '@mkvcast/shared';
+import { buildLiveHeader, type LiveHeader } from './header.js';
+import type { ClusterProcessor } from './clusterPool.js';
+import type { ClusterPiece } from './cluster.js';
+import { Pacer } from './pacer.js';
+import type { Hub } from './hub.js';
+
+/** Audio-only streams are cut about every second so players can join often. */
+const AUDIO_SPLIT_MS = 1000;
+/** Gap put between the last frame of one pass (or upstream session) and the next, ms. */
+const REBASE_GAP_MS = 40;
+
+type Phase = 'ebml' | 'header' | 'clusters';
+
+/**
+ * One input, from bytes to published Segments: scan, build the live header,
+ * cut Clusters at keyframes (on the cluster processor), keep timestamps
+ * monotonic across loops and chained streams, pace, publish.
+ */
+export class StreamIngest {
+  readonly #input: InputConfig;
+  readonly #hub: Hub;
+  readonly #processor: ClusterProcessor;
+  readonly #log: Logger;
+  readonly #pacer: Pacer;
+  readonly #abort = new AbortController();
+  #phase: Phase = 'ebml';
+  #ebmlHeader: Buffer | undefined;
+  #docType = '';
+  #elements = new Map<number, Buffer>();
+  #header: LiveHeader | undefined;
+  /** Ticks added to input timestamps; re-chosen when a new EBML header starts (loop, chained stream). */
+  #offset = 0;
+  #rebase = false;
+  /** First output timestamp of the stream, ticks: media time 0. */
+  #origin: number | undefined;
+  /** Largest output timestamp so far, ticks. */
+  #last = 0;
+
+  constructor(input: InputConfig, hub: Hub, processor: ClusterProcessor, log: Logger) {
+    this.#input = input;
+    this.#hub = hub;
+    this.#processor = processor;
+    this.#log = log;
+    this.#pacer = new Pacer(input.paced);
+  }
+
+  get name(): string {
+    return this.#input.name;
+  }
+
+  stop(): void {
+    this.#abort.abort();
+  }
+
+  /** Resolves at the end of the input; rejects with its error. */
+  async run(openInput: (input: InputConfig) => Readable): Promise<void> {
+    do {
+      await this.#pass(openInput(this.#input));
+      if (this.#header === undefined) throw new CorruptStreamError('the input ended before its first Cluster');
+    } while (this.#input.loop && !this.#abort.signal.aborted);
+  }
+
+  async #pass(stream: Readable): Promise<void> {
+    const scanner = new MatroskaScanner();
+    const signal = this.#abort.signal;
+    try {
+      for await (const chunk of stream) {
+        for (const event of scanner.push(chunk as Buffer)) await this.#onEvent(event);
+        if (signal.aborted) return;
+      }
+      for (const event of scanner.end()) await this.#onEvent(event);
+    } finally {
+      if (stream !== process.stdin) stream.destroy();
+    }
+  }
+
+  async #onEvent(event: ScanEvent): Promise<void> {
+    switch (event.kind) {
+      case 'ebml':
+        this.#ebmlHeader = event.bytes;
+        this.#docType = event.docType;
+        this.#elements = new Map();
+        this.#phase = 'header';
+        this.#rebase = this.#origin !== undefined;
+        return;
+      case 'segment':
+        return;
+      case 'element':
+        if (this.#phase === 'header') this.#elements.set(event.id, event.bytes);
+        return;
+      case 'cluster':
+        return this.#onCluster(event.bytes);
+    }
+  }
+
+  async #onCluster(bytes: Buffer): Promise<void> {
+    if (this.#phase === 'header') this.#openHeader();
+    const header = this.#header!;
+    if (this.#rebase) {
+      const gap = Math.round((REBASE_GAP_MS * 1e6) / header.timestampScale);
+      this.#offset = this.#last + gap - clusterTimestamp(bytes);
+      this.#rebase = false;
+    }
+    const pieces = await this.#processor.process({
+      bytes,
+      videoTrack: header.videoTrack,
+      timestampOffset: this.#offset,
+      splitInterval: header.videoTrack ? 0 : Math.round((AUDIO_SPLIT_MS * 1e6) / header.timestampScale),
+    });
+    for (const piece of pieces) await this.#publish(piece, header);
+  }
+
+  #openHeader(): void {
+    if (!this.#ebmlHeader) throw new CorruptStreamError('a Cluster came before the EBML header');
+    const header = buildLiveHeader(this.#ebmlHeader, this.#docType, this.#elements);
+    this.#header = header;
+    this.#phase = 'clusters';
+    this.#hub.openStream(this.name, header);
+    const codecs = header.tracks.map((t) => `${t.type} ${t.codec}`).join(', ');
+    this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);
+  }
+
+  async #publish(piece: ClusterPiece, header: LiveHeader): Promise<void> {
+    this.#origin ??= piece.timestamp;
+    this.#last = Math.max(this.#last, piece.lastTimestamp);
+    const ts = ((piece.timestamp - this.#origin) * header.timestampScale) / 1e6;
+    await this.#pacer.wait(ts, this.#abort.signal).catch(() => undefined);
+    if (this.#abort.signal.aborted) return;
+    this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes);
+  }
+}
+
+/** The Timestamp child of a Cluster (RFC 9559 §5.1.3.1), read without parsing the blocks. */
+export function clusterTimestamp(cluster: Uint8Array): number {
+  const id = readId(cluster, 0);
+  const size = typeof id === 'number' ? id : readSize(cluster, id.length);
+  if (typeof id === 'number' || typeof size === 'number') throw new CorruptStreamError('bad Cluster header');
+  let pos = id.length + size.length;
+  while (pos < cluster.length) {
+    const childId = readId(cluster, pos);
+    if (typeof childId === 'number') break;
+    const childSize = readSize(cluster, pos + childId.length);
+    if (typeof childSize === 'number' || childSize.value < 0) break;
+    const body = pos + childId.length + childSize.length;
+    if (childId.value === MKV_ID.Timestamp && body + childSize.value <= cluster.length) {
+      return readUint(cluster, body, childSize.value);
+    }
+    pos = body + childSize.value;
+  }
+  throw new CorruptStreamError('a Cluster has no Timestamp');
+}

@@ -161,7 +161,12 @@ async function stopMaster(m: Master): Promise<void> {
     else m.child.once('exit', () => resolve());
   });
   m.child.kill('SIGTERM');
-  const clean = await Promise.race([exited.then(() => true), sleep(MASTER_STOP_TIMEOUT_MS).then(() => false)]);
+  let timer: NodeJS.Timeout | undefined;
+  const clean = await Promise.race([
+    exited.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), MASTER_STOP_TIMEOUT_MS))),
+  ]);
+  clearTimeout(timer);
   if (!clean) {
     process.stderr.write('bench: master ignored SIGTERM; killing it\n');
     m.child.kill('SIGKILL');

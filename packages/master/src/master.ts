@@ -253,6 +253,12 @@ export class Master {
       rejected: 0,
       restarts: this.#source.restarts + this.#edges.reduce((n, e) => n + e.child.restarts, 0),
       streams: this.#sourceStats?.streams ?? [],
+      edges: this.#edges.map((e, i) => ({
+        edgeId: i + 1,
+        pid: e.child.pid,
+        players: e.stats?.players ?? 0,
+        connections: e.connections,
+      })),
     };
     for (const { stats } of this.#edges) {
       if (!stats) continue;

@@ -78,6 +78,8 @@ export interface ServerStats {
   rejected: number;
   restarts: number;
   streams: SourceStats['streams'];
+  /** Per edge, in edge order: its pid and players. */
+  edges: { edgeId: number; pid: number | null; players: number; connections: number }[];
 }
 
 export type SourceToMaster = ReadyMessage | EndedMessage | SourceStats;

@@ -1,0 +1,546 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MatroskaScanner, type ScanEvent, type ScannerOptions } from '../src/ebml/scanner.js';
+import { CorruptStreamError, ElementTooLargeError, TruncatedStreamError } from '../src/errors.js';
+import { MKV_ID } from '../src/ebml/ids.js';
+
+// ---- hand-built fixtures: every byte commented --------------------------------
+
+/** EBML header, DocType "webm": 20 bytes. */
+const EBML_WEBM = [
+  0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+  0x8f, //                   size 15
+  0x42, 0x86, 0x81, 0x01, // EBMLVersion, size 1, = 1
+  0x42, 0x82, 0x84, //       DocType, size 4
+  0x77, 0x65, 0x62, 0x6d, // "webm"
+  0x42, 0x87, 0x81, 0x02, // DocTypeVersion, size 1, = 2
+];
+
+/** EBML header, DocType "matroska": 24 bytes. */
+const EBML_MATROSKA = [
+  0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+  0x93, //                   size 19
+  0x42, 0x86, 0x81, 0x01, // EBMLVersion, size 1, = 1
+  0x42, 0x82, 0x88, //       DocType, size 8
+  0x6d, 0x61, 0x74, 0x72, 0x6f, 0x73, 0x6b, 0x61, // "matroska"
+  0x42, 0x87, 0x81, 0x04, // DocTypeVersion, size 1, = 4
+];
+
+/** Segment of unknown size: 12 bytes. */
+const SEGMENT_UNKNOWN = [
+  0x18, 0x53, 0x80, 0x67, // Segment ID
+  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size: 8-byte all ones = unknown
+];
+
+/** SeekHead, to be skipped: 14 bytes. */
+const SEEKHEAD = [
+  0x11, 0x4d, 0x9b, 0x74, // SeekHead ID
+  0x89, //                   size 9
+  0x4d, 0xbb, 0x86, //       Seek, size 6
+  0x53, 0xac, 0x83, //       SeekPosition, size 3
+  0x00, 0x10, 0x00, //       = 4096
+];
+
+/** Info: 12 bytes. */
+const INFO = [
+  0x15, 0x49, 0xa9, 0x66, // Info ID
+  0x87, //                   size 7
+  0x2a, 0xd7, 0xb1, //       TimestampScale ID
+  0x83, //                   size 3
+  0x0f, 0x42, 0x40, //       = 1 000 000 ns
+];
+
+/** Tracks with one VP8 track: 20 bytes. */
+const TRACKS = [
+  0x16, 0x54, 0xae, 0x6b, // Tracks ID
+  0x8f, //                   size 15
+  0xae, 0x8d, //             TrackEntry, size 13
+  0xd7, 0x81, 0x01, //       TrackNumber, size 1, = 1
+  0x83, 0x81, 0x01, //       TrackType, size 1, = 1 (video)
+  0x86, 0x85, //             CodecID, size 5
+  0x56, 0x5f, 0x56, 0x50, 0x38, // "V_VP8"
+];
+
+/** Void at level 1, to be skipped: 5 bytes. */
+const VOID = [
+  0xec, //                   Void ID
+  0x83, //                   size 3
+  0x00, 0x00, 0x00, //       padding
+];
+
+/** CRC-32 at level 1, to be skipped: 6 bytes. */
+const CRC32 = [
+  0xbf, //                   CRC-32 ID
+  0x84, //                   size 4
+  0xde, 0xad, 0xbe, 0xef, // checksum (not checked)
+];
+
+/** Cluster of unknown size, one keyframe: 22 bytes. */
+const CLUSTER_1 = [
+  0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+  0xe7, 0x81, 0x00, //       Timestamp, size 1, = 0
+  0xa3, 0x85, //             SimpleBlock, size 5
+  0x81, //                   track 1
+  0x00, 0x00, //             relative timestamp 0
+  0x80, //                   flags: keyframe
+  0xaa, //                   frame data
+];
+
+/** Cluster of unknown size, a Void child, one delta frame: 26 bytes. */
+const CLUSTER_2 = [
+  0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+  0xe7, 0x81, 0x21, //       Timestamp, size 1, = 33
+  0xec, 0x81, 0x00, //       Void, size 1 (a global element: stays inside the Cluster)
+  0xa3, 0x86, //             SimpleBlock, size 6
+  0x81, //                   track 1
+  0x00, 0x00, //             relative timestamp 0
+  0x00, //                   flags: not a keyframe
+  0xbb, 0xcc, //             frame data
+];
+
+/** Cluster of known size (2-byte size field): 16 bytes. */
+const CLUSTER_KNOWN = [
+  0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+  0x40, 0x0a, //             size 10, written in 2 bytes
+  0xe7, 0x81, 0x42, //       Timestamp, size 1, = 66
+  0xa3, 0x85, //             SimpleBlock, size 5
+  0x81, //                   track 1
+  0x00, 0x00, //             relative timestamp 0
+  0x80, //                   flags: keyframe
+  0xdd, //                   frame data
+];
+
+/** Cues, to be skipped: 9 bytes. */
+const CUES = [
+  0x1c, 0x53, 0xbb, 0x6b, // Cues ID
+  0x84, //                   size 4
+  0xbb, 0x82, //             CuePoint, size 2
+  0xb3, 0x80, //             CueTime, size 0
+];
+
+/** Segment of known size holding Info + CLUSTER_KNOWN + Cues (12 + 16 + 9 = 37): 5 bytes. */
+const SEGMENT_KNOWN_37 = [
+  0x18, 0x53, 0x80, 0x67, // Segment ID
+  0xa5, //                   size 37
+];
+
+/** A live WebM stream: EBML header, unknown-size Segment, SeekHead, Info, Tracks, Void, two unknown-size Clusters, Cues. */
+const LIVE_PARTS = [EBML_WEBM, SEGMENT_UNKNOWN, SEEKHEAD, INFO, TRACKS, VOID, CRC32, CLUSTER_1, CLUSTER_2, CUES];
+const LIVE = bytes(...LIVE_PARTS);
+const LIVE_EVENTS: ScanEvent[] = [
+  { kind: 'ebml', bytes: bytes(EBML_WEBM), docType: 'webm' },
+  { kind: 'segment', unknownSize: true },
+  { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
+  { kind: 'element', id: MKV_ID.Tracks, bytes: bytes(TRACKS) },
+  { kind: 'cluster', bytes: bytes(CLUSTER_1) },
+  { kind: 'cluster', bytes: bytes(CLUSTER_2) },
+];
+
+/** A file-like Matroska stream: known-size Segment, known-size Cluster, then a top-level Void. */
+const FILE_PARTS = [EBML_MATROSKA, SEGMENT_KNOWN_37, INFO, CLUSTER_KNOWN, CUES, VOID];
+const FILE = bytes(...FILE_PARTS);
+const FILE_EVENTS: ScanEvent[] = [
+  { kind: 'ebml', bytes: bytes(EBML_MATROSKA), docType: 'matroska' },
+  { kind: 'segment', unknownSize: false },
+  { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
+  { kind: 'cluster', bytes: bytes(CLUSTER_KNOWN) },
+];
+
+// ---- helpers -----------------------------------------------------------------------
+
+function bytes(...parts: number[][]): Buffer {
+  return Buffer.from(parts.flat());
+}
+
+/** Offset of parts[index] in the concatenation of parts. */
+function offsetOf(parts: number[][], index: number): number {
+  return parts.slice(0, index).reduce((sum, part) => sum + part.length, 0);
+}
+
+/** Feeds `input` in chunks of the given sizes (cycled), then ends; returns every event. */
+function scan(input: Buffer, chunkSizes: number[] = [input.length], options?: ScannerOptions): ScanEvent[] {
+  const scanner = new MatroskaScanner(options);
+  const events: ScanEvent[] = [];
+  let pos = 0;
+  for (let i = 0; pos < input.length; i++) {
+    const size = Math.max(1, chunkSizes[i % chunkSizes.length]!);
+    events.push(...scanner.push(input.subarray(pos, pos + size)));
+    pos += size;
+  }
+  events.push(...scanner.end());
+  assert.equal(scanner.bytesIn, input.length);
+  return events;
+}
+
+/** Deterministic PRNG (mulberry32), so "random" chunkings repeat. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomSizes(seed: number, min: number, max: number, count: number): number[] {
+  const next = prng(seed);
+  return Array.from({ length: count }, () => min + Math.floor(next() * (max - min + 1)));
+}
+
+// ---- the happy paths -----------------------------------------------------------
+
+test('live WebM: unknown-size Segment and Clusters; SeekHead, Void, CRC-32 and Cues skipped', () => {
+  assert.deepEqual(scan(LIVE), LIVE_EVENTS);
+});
+
+test('an unknown-size Cluster still open at end() is emitted by end()', () => {
+  const scanner = new MatroskaScanner();
+  const pushed = scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO, CLUSTER_1, CLUSTER_2));
+  // CLUSTER_1 ends where CLUSTER_2's ID starts; CLUSTER_2 could still grow.
+  assert.deepEqual(pushed.map((e) => e.kind), ['ebml', 'segment', 'element', 'cluster']);
+  assert.deepEqual(scanner.end(), [{ kind: 'cluster', bytes: bytes(CLUSTER_2) }]);
+  assert.deepEqual(scanner.end(), []); // idempotent
+});
+
+test('known sizes: Segment, Cluster; the Segment ends by its size and a top-level Void is skipped', () => {
+  assert.deepEqual(scan(FILE), FILE_EVENTS);
+});
+
+test('an unknown-size Cluster in a known-size Segment ends at the Segment end', () => {
+  const parts = [
+    EBML_MATROSKA,
+    [0x18, 0x53, 0x80, 0x67, 0x96], // Segment ID, size 22 = CLUSTER_1 exactly
+    CLUSTER_1,
+    VOID, // top level again: must not be taken into the Cluster (Void is a valid Cluster child)
+  ];
+  assert.deepEqual(scan(bytes(...parts)), [
+    { kind: 'ebml', bytes: bytes(EBML_MATROSKA), docType: 'matroska' },
+    { kind: 'segment', unknownSize: false },
+    { kind: 'cluster', bytes: bytes(CLUSTER_1) },
+  ]);
+});
+
+test('chained streams after a known-size Segment: the second EBML header and Segment are emitted again', () => {
+  assert.deepEqual(scan(Buffer.concat([FILE, LIVE])), [...FILE_EVENTS, ...LIVE_EVENTS]);
+});
+
+test('chained streams inside an unknown-size Segment: an EBML header ends the Cluster and the Segment', () => {
+  const first = bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO, TRACKS, CLUSTER_1);
+  const second = bytes(EBML_MATROSKA, SEGMENT_UNKNOWN, INFO, CLUSTER_2);
+  assert.deepEqual(scan(Buffer.concat([first, second])), [
+    { kind: 'ebml', bytes: bytes(EBML_WEBM), docType: 'webm' },
+    { kind: 'segment', unknownSize: true },
+    { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
+    { kind: 'element', id: MKV_ID.Tracks, bytes: bytes(TRACKS) },
+    { kind: 'cluster', bytes: bytes(CLUSTER_1) },
+    { kind: 'ebml', bytes: bytes(EBML_MATROSKA), docType: 'matroska' },
+    { kind: 'segment', unknownSize: true },
+    { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
+    { kind: 'cluster', bytes: bytes(CLUSTER_2) },
+  ]);
+});
+
+test('DocType padded with zero bytes is accepted (RFC 8794 §7.4)', () => {
+  const ebml = [
+    0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+    0x89, //                   size 9
+    0x42, 0x82, 0x86, //       DocType, size 6
+    0x77, 0x65, 0x62, 0x6d, // "webm"
+    0x00, 0x00, //             zero padding
+  ];
+  const [event] = scan(bytes(ebml, SEGMENT_UNKNOWN));
+  assert.equal(event?.kind === 'ebml' && event.docType, 'webm');
+});
+
+test('emitted bytes own their ArrayBuffer and survive later pushes', () => {
+  const scanner = new MatroskaScanner();
+  const kept = scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO, TRACKS, CLUSTER_1, CLUSTER_2));
+  // Push enough to move and grow the internal buffer several times.
+  for (let i = 0; i < 200; i++) scanner.push(bytes(CLUSTER_KNOWN, CLUSTER_2, [0xec, 0x40, 0x00], new Array(0x4000 - 3).fill(0x55).slice(0, 0)));
+  const big = Buffer.alloc(3 << 20, 0x77);
+  scanner.push(bytes([0xec, 0x08, 0x30, 0x00, 0x00])); // Void, size 3 MiB, body follows
+  scanner.push(big);
+  for (const event of kept) {
+    if (event.kind === 'segment') continue;
+    assert.equal(event.bytes.byteOffset, 0);
+    assert.equal(event.bytes.buffer.byteLength, event.bytes.length);
+  }
+  assert.deepEqual(kept, LIVE_EVENTS.slice(0, 5));
+});
+
+test('bytesIn counts every byte pushed, skipped ones included', () => {
+  const scanner = new MatroskaScanner();
+  scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN));
+  scanner.push(bytes([0xec, 0x10, 0x00, 0x10, 0x00])); // Void, size 4096 (4-byte size)
+  scanner.push(Buffer.alloc(4096)); // its body, skipped without being held
+  assert.equal(scanner.bytesIn, 20 + 12 + 5 + 4096);
+});
+
+test('a SeekHead or Cues larger than maxElementSize is skipped, not held', () => {
+  const cues = [
+    0x1c, 0x53, 0xbb, 0x6b, // Cues ID
+    0x41, 0x00, //             size 256
+  ];
+  const input = Buffer.concat([bytes(EBML_WEBM, SEGMENT_UNKNOWN, cues), Buffer.alloc(256), bytes(CLUSTER_1)]);
+  const events = scan(input, [7], { maxElementSize: 64 });
+  assert.deepEqual(events.map((e) => e.kind), ['ebml', 'segment', 'cluster']);
+});
+
+// ---- chunking invariance --------------------------------------------------------
+
+/** A varied stream built from the fixtures plus generated Clusters of random content and sizes. */
+function buildLongStream(): { input: Buffer; events: ScanEvent[] } {
+  const next = prng(42);
+  const parts: Buffer[] = [];
+  const events: ScanEvent[] = [];
+  parts.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, SEEKHEAD, INFO, TRACKS, VOID));
+  events.push(...LIVE_EVENTS.slice(0, 4));
+  for (let i = 0; i < 60; i++) {
+    const frameSize = i === 30 ? 200_000 : Math.floor(next() * 9000); // one Cluster larger than 64 KiB
+    const cluster = generatedCluster(frameSize, i % 3 === 0, next);
+    parts.push(cluster);
+    events.push({ kind: 'cluster', bytes: cluster });
+    if (i % 17 === 5) parts.push(bytes(VOID, CRC32)); // level-1 junk between Clusters
+  }
+  parts.push(bytes(CUES), Buffer.from(FILE), Buffer.from(LIVE));
+  events.push(...FILE_EVENTS, ...LIVE_EVENTS);
+  return { input: Buffer.concat(parts), events };
+}
+
+/** A Cluster with a Timestamp and one SimpleBlock of `frameSize` random bytes. */
+function generatedCluster(frameSize: number, unknownSize: boolean, next: () => number): Buffer {
+  const frame = Buffer.from(Array.from({ length: frameSize }, () => Math.floor(next() * 256)));
+  const block = Buffer.concat([
+    Buffer.from([0xa3]), // SimpleBlock ID
+    size4(4 + frameSize), // its size, 4 bytes
+    Buffer.from([0x81, 0x00, 0x00, 0x80]), // track 1, relative timestamp 0, keyframe
+    frame,
+  ]);
+  const body = Buffer.concat([Buffer.from([0xe7, 0x81, 0x00]), block]); // Timestamp = 0, then the block
+  const size = unknownSize ? Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) : size4(body.length);
+  return Buffer.concat([Buffer.from([0x1f, 0x43, 0xb6, 0x75]), size, body]);
+}
+
+/** A size as a 4-byte VINT (marker 0x10). */
+function size4(n: number): Buffer {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(n);
+  out[0]! |= 0x10;
+  return out;
+}
+
+test('chunking invariance: 1-byte, 7, 13, random ~1000, 64 KiB and whole-input chunks give the same events', () => {
+  const { input, events } = buildLongStream();
+  assert.ok(input.length > 400_000);
+  const chunkings: Array<[string, number[]]> = [
+    ['whole', [input.length]],
+    ['64 KiB', [65536]],
+    ['1 byte', [1]],
+    ['7 bytes', [7]],
+    ['13 bytes', [13]],
+    ['random 500-1500, seed 7', randomSizes(7, 500, 1500, 997)],
+    ['random 1-40, seed 9', randomSizes(9, 1, 40, 101)],
+  ];
+  for (const [name, sizes] of chunkings) {
+    assert.deepEqual(scan(input, sizes), events, `chunking: ${name}`);
+  }
+});
+
+test('chunking invariance of the small fixtures, every split point', () => {
+  for (const input of [LIVE, FILE]) {
+    const expected = scan(input);
+    for (let cut = 1; cut < input.length; cut++) {
+      assert.deepEqual(scan(input, [cut, input.length]), expected, `split at ${cut}`);
+    }
+  }
+});
+
+test('a 512 KiB unknown-size Cluster fed 1 byte at a time is not quadratic', { timeout: 30_000 }, () => {
+  const child = Buffer.concat([Buffer.from([0xa3, 0xe0]), Buffer.alloc(0x60, 0x11)]); // SimpleBlock, size 96, body
+  const children = Buffer.concat(Array.from({ length: 5400 }, () => child)); // 5400 × 98 bytes
+  const cluster = Buffer.concat([bytes(CLUSTER_1.slice(0, 12)), children]);
+  const input = Buffer.concat([bytes(EBML_WEBM, SEGMENT_UNKNOWN), cluster, bytes(CUES)]);
+  const events = scan(input, [1]);
+  assert.equal(events.length, 3);
+  assert.deepEqual(events[2], { kind: 'cluster', bytes: cluster });
+});
+
+// ---- errors ------------------------------------------------------------------------
+
+function scanError(input: Buffer, options?: ScannerOptions): unknown {
+  try {
+    scan(input, [input.length], options);
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected the scan to throw');
+}
+
+test('garbage first bytes: not a Matroska/WebM stream', () => {
+  for (const input of [
+    Buffer.from('GET / HTTP/1.1\r\n'), // an HTTP request
+    bytes([0x00, 0x00, 0x00, 0x20, 0x66, 0x74, 0x79, 0x70]), // an MP4 'ftyp' box
+    bytes(SEGMENT_UNKNOWN, CLUSTER_1), // Matroska without its EBML header
+  ]) {
+    const err = scanError(input);
+    assert.ok(err instanceof CorruptStreamError, String(err));
+    assert.equal(err.code, 'MKV_ERR_CORRUPT_STREAM');
+    assert.match(err.message, /not a Matroska\/WebM stream \(no EBML header/);
+  }
+});
+
+test('garbage is refused from its first bytes, without waiting for more', () => {
+  const scanner = new MatroskaScanner();
+  assert.throws(() => scanner.push(Buffer.from('GE')), /no EBML header; it starts with 47 45/);
+});
+
+test('wrong DocType', () => {
+  const ebml = [
+    0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+    0x86, //                   size 6
+    0x42, 0x82, 0x83, //       DocType, size 3
+    0x66, 0x6f, 0x6f, //       "foo"
+  ];
+  const err = scanError(bytes(ebml, SEGMENT_UNKNOWN));
+  assert.ok(err instanceof CorruptStreamError);
+  assert.match(err.message, /unsupported DocType 'foo'/);
+});
+
+test('an EBML header without a DocType', () => {
+  const ebml = [
+    0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+    0x84, //                   size 4
+    0x42, 0x86, 0x81, 0x01, // EBMLVersion = 1, and nothing else
+  ];
+  assert.throws(() => scan(bytes(ebml, SEGMENT_UNKNOWN)), /has no DocType/);
+});
+
+test('an EBML header of unknown size', () => {
+  const ebml = [
+    0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+    0xff, //                   size unknown
+  ];
+  assert.throws(() => scan(bytes(ebml, EBML_WEBM.slice(5))), { name: 'CorruptStreamError', message: /unknown size/ });
+});
+
+test('truncated input: end() says what was cut and where', () => {
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['empty', Buffer.alloc(0), /stream ended after 0 bytes, before any EBML header/],
+    ['inside the EBML header', LIVE.subarray(0, 10), /inside EBML header at byte 0: got 10 of its 20 bytes/],
+    ['inside an ID', LIVE.subarray(0, offsetOf(LIVE_PARTS, 3) + 2), /inside the ID or size of an element at byte 46/],
+    ['inside Tracks', LIVE.subarray(0, offsetOf(LIVE_PARTS, 4) + 7), /inside Tracks at byte 58: got 7 of its 20 bytes/],
+    ['inside a skipped SeekHead', LIVE.subarray(0, 40), /inside SeekHead at byte 32: got 8 of its 14 bytes/],
+    [
+      'inside a child of an unknown-size Cluster',
+      LIVE.subarray(0, offsetOf(LIVE_PARTS, 8) + 20),
+      /at byte 129 inside the Cluster of unknown size at byte 109: its last child runs to byte 135/,
+    ],
+    [
+      'inside the size of a Cluster child',
+      LIVE.subarray(0, offsetOf(LIVE_PARTS, 8) + 16),
+      /Cluster of unknown size at byte 109: the ID or size of its child at byte 124 is cut/,
+    ],
+    ['inside a known-size Cluster', FILE.subarray(0, offsetOf(FILE_PARTS, 3) + 10), /inside Cluster at byte 41: got 10 of its 16 bytes/],
+    [
+      'between children of a known-size Segment',
+      FILE.subarray(0, offsetOf(FILE_PARTS, 3)),
+      /at byte 41 inside the Segment at byte 24, which runs to byte 66/,
+    ],
+  ];
+  for (const [name, input, message] of cases) {
+    const err = scanError(input);
+    assert.ok(err instanceof TruncatedStreamError, `${name}: ${String(err)}`);
+    assert.equal(err.code, 'MKV_ERR_TRUNCATED_STREAM');
+    assert.match(err.message, message, name);
+  }
+});
+
+test('input cut right after a whole element ends cleanly', () => {
+  const cut = LIVE.subarray(0, offsetOf(LIVE_PARTS, 8) + CLUSTER_2.length); // stops after CLUSTER_2
+  assert.deepEqual(scan(cut), LIVE_EVENTS);
+});
+
+test('an oversize header element is refused as soon as its size is read', () => {
+  const scanner = new MatroskaScanner({ maxElementSize: 19 });
+  scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO));
+  // Only the ID and size of the 20-byte Tracks: no need to wait for its body.
+  assert.throws(() => scanner.push(bytes(TRACKS.slice(0, 5))), (err: unknown) => {
+    assert.ok(err instanceof ElementTooLargeError);
+    assert.equal(err.code, 'MKV_ERR_ELEMENT_TOO_LARGE');
+    assert.match(err.message, /Tracks at byte 44 of 20 bytes exceeds the limit of 19 bytes/);
+    return true;
+  });
+});
+
+test('a known-size Cluster over maxClusterSize is refused', () => {
+  assert.throws(() => scan(FILE, [FILE.length], { maxClusterSize: 15 }), ElementTooLargeError);
+  assert.deepEqual(scan(FILE, [FILE.length], { maxClusterSize: 16 }), FILE_EVENTS);
+});
+
+test('an unknown-size Cluster growing past maxClusterSize is refused', () => {
+  assert.throws(() => scan(LIVE, [1], { maxClusterSize: 21 }), {
+    name: 'ElementTooLargeError',
+    message: /Cluster of unknown size at byte 109 of 22 bytes exceeds the limit of 21 bytes/,
+  });
+  assert.deepEqual(scan(LIVE, [1], { maxClusterSize: 26 }), LIVE_EVENTS);
+});
+
+test('a Cluster child with an invalid vint is corrupt', () => {
+  const prefix = bytes(EBML_WEBM, SEGMENT_UNKNOWN, CLUSTER_1.slice(0, 15)); // Cluster ID, size, Timestamp
+  const badId = [0x00, 0x81, 0x00]; //  first byte 0x00: no VINT marker
+  const badSize = [0xa3, 0x00, 0x81]; // SimpleBlock, size byte 0x00
+  const unknown = [0xa3, 0xff, 0x81]; // SimpleBlock of unknown size
+  assert.throws(() => scan(Buffer.concat([prefix, bytes(badId)])), {
+    name: 'CorruptStreamError',
+    message: /invalid element ID at byte 47 in the Cluster at byte 32 \(00 81 00\)/,
+  });
+  assert.throws(() => scan(Buffer.concat([prefix, bytes(badSize)])), {
+    name: 'CorruptStreamError',
+    message: /invalid size of element 0xA3 at byte 47 in the Cluster at byte 32/,
+  });
+  assert.throws(() => scan(Buffer.concat([prefix, bytes(unknown)])), {
+    name: 'CorruptStreamError',
+    message: /element 0xA3 at byte 47 in the Cluster at byte 32 has an unknown size/,
+  });
+});
+
+test('a non-Cluster level-1 element of unknown size is corrupt', () => {
+  const seekHead = [0x11, 0x4d, 0x9b, 0x74, 0xff]; // SeekHead ID, size unknown
+  const info = [0x15, 0x49, 0xa9, 0x66, 0xff]; //    Info ID, size unknown
+  for (const element of [seekHead, info]) {
+    assert.throws(() => scan(bytes(EBML_WEBM, SEGMENT_UNKNOWN, element)), {
+      name: 'CorruptStreamError',
+      message: /at byte 32 in a Segment has an unknown size/,
+    });
+  }
+});
+
+test('a known-size Segment: an EBML header inside it, or a child overrunning it, is corrupt', () => {
+  const segment = [0x18, 0x53, 0x80, 0x67, 0x90]; // Segment ID, size 16
+  assert.throws(() => scan(bytes(EBML_WEBM, segment, EBML_WEBM)), /EBML header at byte 25 inside the Segment at byte 20/);
+  assert.throws(() => scan(bytes(EBML_WEBM, segment, TRACKS)), /Tracks at byte 25 runs to byte 45, past the end of its Segment at byte 41/);
+});
+
+test('after a throw the scanner is dead: push() and end() throw the same error', () => {
+  const scanner = new MatroskaScanner();
+  let first: unknown;
+  try {
+    scanner.push(Buffer.from('not matroska'));
+  } catch (err) {
+    first = err;
+  }
+  assert.ok(first instanceof CorruptStreamError);
+  assert.throws(() => scanner.push(bytes(EBML_WEBM)), (err: unknown) => err === first);
+  assert.throws(() => scanner.end(), (err: unknown) => err === first);
+});
+
+test('push() after end() is a programming error', () => {
+  const scanner = new MatroskaScanner();
+  scanner.push(LIVE);
+  scanner.end();
+  assert.throws(() => scanner.push(LIVE), /after end/);
+});

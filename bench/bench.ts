@@ -133,8 +133,10 @@ function startMaster(o: Options, clip: string, clientsPerEdge: number): Promise<
       child.kill('SIGKILL');
       reject(new Error(`${err.message}\n--- master output ---\n${tail}`));
     };
-    const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
-      fail(new Error(`master exited during start (${code ?? signal})`));
+    // A moment's grace lets the last lines of output (the reason it died) arrive first.
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      setTimeout(() => fail(new Error(`master exited during start (${code ?? signal})`)), 200);
+    };
     child.once('error', fail);
     child.once('exit', onExit);
     // Both streams are read to the end, or a chatty master would block on a full pipe.

@@ -3,7 +3,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, stat, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import os from 'node:os';
@@ -88,8 +88,8 @@ const pending = new Map<string, Promise<string>>();
 
 /**
  * Path of a cached test clip, generated on first use. Test files run in parallel processes,
- * so a clip is written under a unique temporary name and renamed into place (atomic on one
- * file system); two processes racing both produce a whole file and the last rename wins.
+ * so a clip is written under a unique temporary name and then linked into place: the name
+ * only ever points at a whole file.
  */
 export function makeClip(kind: ClipKind, options: ClipOptions = {}): Promise<string> {
   const seconds = options.seconds ?? 8;
@@ -117,10 +117,13 @@ async function ensureClip(file: string, seconds: number, r: Recipe): Promise<str
   try {
     if (r.piped) await runPiped([...args, '-'], tmp);
     else await run(ffmpegPath, [...args, tmp]);
-    await rename(tmp, file);
-  } catch (err) {
+    // link() fails if the name exists: the first finished writer wins, and a clip never
+    // changes under a reader (libvpx output differs slightly from run to run).
+    await link(tmp, file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  } finally {
     await unlink(tmp).catch(() => {});
-    throw err;
   }
   return file;
 }

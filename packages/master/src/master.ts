@@ -92,6 +92,7 @@ export class Master {
       this.#server.listen({ host: this.#options.host, port: this.#options.port, backlog: LISTEN_BACKLOG }, resolve);
     });
     setInterval(() => this.#broadcastStats(), STATS_INTERVAL_MS).unref();
+    this.#source.send({ type: 'start' });
     return this.#server.address() as AddressInfo;
   }
 
@@ -130,6 +131,10 @@ export class Master {
       else if (message.type === 'ended') this.#onEnded(message as unknown as { stream: string; ok: boolean; message?: string });
     });
     child.on('fatal', (why) => this.#fatal(why));
+    // A restarted source starts reading at once; the first start waits for the port.
+    child.on('ready', () => {
+      if (this.#server.listening) child.send({ type: 'start' });
+    });
     return child;
   }
 

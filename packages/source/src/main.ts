@@ -32,14 +32,19 @@ async function main(): Promise<void> {
     await processor.close();
     process.exit(0);
   };
+  // Inputs start when the master says the port is open, so the first players see the first Cluster.
+  let started = false;
   process.on('message', (message: MasterToSource) => {
     if (message.type === 'shutdown') void shutdown();
+    else if (message.type === 'start' && !started) {
+      started = true;
+      for (const ingest of ingests) void runIngest(ingest, hub, log);
+    }
   });
   const stats = setInterval(() => send(hub.stats()), STATS_INTERVAL_MS);
   stats.unref();
 
   send({ type: 'ready' });
-  for (const ingest of ingests) void runIngest(ingest, hub, log);
 }
 
 async function runIngest(ingest: StreamIngest, hub: Hub, log: Logger): Promise<void> {

@@ -84,5 +84,10 @@ export interface ServerStats {
 
 export type SourceToMaster = ReadyMessage | EndedMessage | SourceStats;
 export type EdgeToMaster = ReadyMessage | LoadMessage | EdgeStats | StreamDoneMessage;
-export type MasterToSource = ShutdownMessage;
+/** Master → source: the port is open; start reading the inputs. */
+export interface StartMessage {
+  type: 'start';
+}
+
+export type MasterToSource = StartMessage | ShutdownMessage;
 export type MasterToEdge = ConnectionMessage | ShutdownMessage | ClusterStatsMessage | DrainMessage;

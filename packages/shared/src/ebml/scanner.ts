@@ -225,7 +225,8 @@ export class MatroskaScanner {
   #endSegmentBefore(header: ElementHeader, at: number): void {
     if (this.#segmentEnd !== -1) {
       throw new CorruptStreamError(
-        `${nameOf(header.id)} at byte ${at} inside the Segment at byte ${this.#segmentStart}, which runs to byte ${this.#segmentEnd}`,
+        `${nameOf(header.id)} at byte ${at} inside the Segment at byte ${this.#segmentStart}, ` +
+          `which runs to byte ${this.#segmentEnd}`,
       );
     }
     this.#state = 'top';
@@ -261,20 +262,21 @@ export class MatroskaScanner {
    * Segment (RFC 8794 §6.2).
    */
   #walkCluster(out: ScanEvent[]): boolean {
+    const start = this.#elementStart;
     for (;;) {
       const at = this.#elementEnd;
       if (at === this.#segmentEnd) return this.#closeCluster(at, out);
       if (at >= this.#window.end) return false;
-      const child = this.#readHeader(at, `in the Cluster at byte ${this.#elementStart}`);
+      const child = this.#readHeader(at, `in the Cluster at byte ${start}`);
       if (child === undefined) return false;
       if (LEVEL1_IDS.has(child.id)) return this.#closeCluster(at, out);
       // In Matroska only Segment and Cluster may have an unknown size (RFC 9559 §5.1, §5.1.3).
-      if (child.size === UNKNOWN_SIZE) throw unknownSizeError(child.id, at, `in the Cluster at byte ${this.#elementStart}`);
+      if (child.size === UNKNOWN_SIZE) throw unknownSizeError(child.id, at, `in the Cluster at byte ${start}`);
       this.#checkFitsSegment(child, at);
       this.#elementEnd = at + child.length + child.size;
-      const held = this.#elementEnd - this.#elementStart;
+      const held = this.#elementEnd - start;
       if (held > this.#maxClusterSize) {
-        throw new ElementTooLargeError(`Cluster of unknown size at byte ${this.#elementStart}`, held, this.#maxClusterSize);
+        throw new ElementTooLargeError(`Cluster of unknown size at byte ${start}`, held, this.#maxClusterSize);
       }
     }
   }
@@ -295,9 +297,8 @@ export class MatroskaScanner {
       return;
     }
     const where = `stream ended at byte ${end} inside the Cluster of unknown size at byte ${this.#elementStart}`;
-    throw new TruncatedStreamError(
-      next > end ? `${where}: its last child runs to byte ${next}` : `${where}: the ID or size of its child at byte ${next} is cut`,
-    );
+    const what = next > end ? `its last child runs to byte ${next}` : `the ID or size of its child at byte ${next} is cut`;
+    throw new TruncatedStreamError(`${where}: ${what}`);
   }
 
   // ---- whole elements and skipped ones ----------------------------------------
@@ -369,7 +370,9 @@ export class MatroskaScanner {
     const end = window.index(window.end);
     const id = readId(window.bytes, pos, end);
     if (typeof id === 'number') {
-      if (id === CORRUPT) throw new CorruptStreamError(`invalid element ID at byte ${at} ${where} (${window.hexAt(at)})`);
+      if (id === CORRUPT) {
+        throw new CorruptStreamError(`invalid element ID at byte ${at} ${where} (${window.hexAt(at)})`);
+      }
       return undefined;
     }
     const size = readSize(window.bytes, pos + id.length, end);
@@ -390,11 +393,14 @@ export class MatroskaScanner {
           `got ${end - this.#elementStart} of its ${this.#elementEnd - this.#elementStart} bytes`,
       );
     }
-    if (start < end) throw new TruncatedStreamError(`stream ended inside the ID or size of an element at byte ${start}`);
+    if (start < end) {
+      throw new TruncatedStreamError(`stream ended inside the ID or size of an element at byte ${start}`);
+    }
     if (!this.#sawEbmlHeader) throw new TruncatedStreamError(`stream ended after ${end} bytes, before any EBML header`);
     if (this.#state === 'level1' && this.#segmentEnd !== -1) {
       throw new TruncatedStreamError(
-        `stream ended at byte ${end} inside the Segment at byte ${this.#segmentStart}, which runs to byte ${this.#segmentEnd}`,
+        `stream ended at byte ${end} inside the Segment at byte ${this.#segmentStart}, ` +
+          `which runs to byte ${this.#segmentEnd}`,
       );
     }
   }
@@ -479,7 +485,9 @@ class ByteWindow {
 function checkedDocType(element: Buffer, bodyStart: number, at: number): string {
   const docType = readDocType(element, bodyStart, at);
   if (!DOC_TYPES.has(docType)) {
-    throw new CorruptStreamError(`unsupported DocType '${docType}' in the EBML header at byte ${at} (expected 'matroska' or 'webm')`);
+    throw new CorruptStreamError(
+      `unsupported DocType '${docType}' in the EBML header at byte ${at} (expected 'matroska' or 'webm')`,
+    );
   }
   return docType;
 }
@@ -507,7 +515,9 @@ function readDocType(element: Buffer, bodyStart: number, at: number): string {
 }
 
 function unknownSizeError(id: number, at: number, where: string): CorruptStreamError {
-  return new CorruptStreamError(`${nameOf(id)} at byte ${at} ${where} has an unknown size, which only a Segment or Cluster may have`);
+  return new CorruptStreamError(
+    `${nameOf(id)} at byte ${at} ${where} has an unknown size, which only a Segment or Cluster may have`,
+  );
 }
 
 const NAMES: ReadonlyMap<number, string> = new Map<number, string>([

@@ -85,11 +85,18 @@ export class Child extends EventEmitter<ChildEvents> {
     }, READY_TIMEOUT_MS);
   }
 
-  /** Sends a message (and a socket) if the child is up; false when it could not. */
-  send(message: object, handle?: Socket, callback?: (err: Error | null) => void): boolean {
+  /**
+   * Sends a message (and a socket) if the child is up; false when it is not.
+   * child.send() returning false only means its queue is long: the message
+   * is still delivered, so that is not a failure.
+   */
+  send(message: object, handle?: Socket): boolean {
     const child = this.#process;
     if (!child?.connected || !this.#ready) return false;
-    return child.send(message, handle, { keepOpen: false }, callback ?? (() => undefined));
+    child.send(message, handle, { keepOpen: false }, (err) => {
+      if (err && handle) handle.destroy();
+    });
+    return true;
   }
 
   /** Asks the child to exit, kills it after a grace period, and resolves when it is gone. */

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Socket } from 'node:net';
+import type { RingEntry } from '@mkvcast/shared';
+import { Player, type PlayerCounters } from '../src/player.js';
+
+/** The part of a socket a Player uses, with a backlog the test controls. */
+class FakeSocket {
+  writableLength = 0;
+  written: Uint8Array[] = [];
+  destroyed = false;
+  corked = 0;
+  write(bytes: Uint8Array): boolean {
+    this.written.push(bytes);
+    return true;
+  }
+  cork(): void {
+    this.corked++;
+  }
+  uncork(): void {}
+  destroy(): void {
+    this.destroyed = true;
+  }
+}
+
+const seg = (seq: number, keyframe: boolean): RingEntry => ({ seq, ts: seq * 100, keyframe, bytes: new Uint8Array([seq]) });
+
+function setup() {
+  const socket = new FakeSocket();
+  const counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0 };
+  const player = new Player(socket as unknown as Socket, { backlogBytes: 1000, slowTimeoutMs: 5000 }, counters);
+  return { socket, counters, player };
+}
+
+test('start writes response head, stream header and the join Segments in one batch', () => {
+  const { socket, player, counters } = setup();
+  player.start(Buffer.from('HTTP'), new Uint8Array([0xaa]), [seg(3, true), seg(4, false)]);
+  assert.equal(socket.corked, 1);
+  assert.deepEqual(socket.written.map((b) => b[0]), [0x48, 0xaa, 3, 4]);
+  assert.equal(counters.bytesOut, 3);
+});
+
+test('a player with nothing to start on waits for the first keyframe', () => {
+  const { socket, player } = setup();
+  player.start(Buffer.from('H'), new Uint8Array([0xaa]), []);
+  player.deliver(seg(0, false), 0);
+  player.deliver(seg(1, true), 0);
+  player.deliver(seg(2, false), 0);
+  assert.deepEqual(socket.written.slice(2).map((b) => b[0]), [1, 2]);
+});
+
+test('a backlogged player skips to the next keyframe once it drains, counted once', () => {
+  const { socket, player, counters } = setup();
+  player.deliver(seg(0, true), 0);
+  socket.writableLength = 5000; // the peer stopped reading
+  player.deliver(seg(1, false), 100);
+  player.deliver(seg(2, true), 200);
+  socket.writableLength = 0; // it caught up
+  player.deliver(seg(3, false), 300); // mid-GOP: still skipped
+  player.deliver(seg(4, true), 400);
+  player.deliver(seg(5, false), 500);
+  assert.deepEqual(socket.written.map((b) => b[0]), [0, 4, 5]);
+  assert.equal(counters.skips, 1);
+  assert.equal(counters.kicked, 0);
+  assert.equal(socket.destroyed, false);
+});
+
+test('a player that lags past slowTimeoutMs is disconnected and counted', () => {
+  const { socket, player, counters } = setup();
+  socket.writableLength = 5000;
+  player.deliver(seg(0, true), 1000);
+  player.deliver(seg(1, true), 4000);
+  assert.equal(socket.destroyed, false);
+  player.deliver(seg(2, true), 6001);
+  assert.equal(socket.destroyed, true);
+  assert.equal(counters.kicked, 1);
+});
+
+test('resync makes a player wait for a keyframe', () => {
+  const { socket, player } = setup();
+  player.deliver(seg(0, true), 0);
+  player.resync();
+  player.deliver(seg(1, false), 0);
+  player.deliver(seg(2, true), 0);
+  assert.deepEqual(socket.written.map((b) => b[0]), [0, 2]);
+});

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MAX_HEAD_BYTES, RequestHeadReader, parseHead } from '../src/http/request.js';
+
+const code = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+};
+
+test('parses method, decoded path, query, version and lower-cased headers', () => {
+  const head = parseHead('GET /live/my%20cam.webm?key=abc HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nX-A: 1\r\nx-a: 2');
+  assert.equal(head.method, 'GET');
+  assert.equal(head.path, '/live/my cam.webm');
+  assert.equal(head.query.get('key'), 'abc');
+  assert.equal(head.version, '1.1');
+  assert.equal(head.headers.get('accept'), 'text/html');
+  assert.equal(head.headers.get('x-a'), '1, 2');
+});
+
+test('absolute-form targets and HTTP/1.0', () => {
+  const head = parseHead('GET http://example.org:8080/live/a HTTP/1.0');
+  assert.equal(head.path, '/live/a');
+  assert.equal(head.version, '1.0');
+});
+
+test('malformed requests are 400s, unknown versions 505', () => {
+  assert.equal(code(() => parseHead('GET /live/a')), 'MKV_ERR_BAD_REQUEST');
+  assert.equal(code(() => parseHead('GET /live/a HTTP/1.1 extra')), 'MKV_ERR_BAD_REQUEST');
+  assert.equal(code(() => parseHead('G(T /live/a HTTP/1.1')), 'MKV_ERR_BAD_REQUEST');
+  assert.equal(code(() => parseHead('GET /live/a HTTP/1.1\r\nno colon here')), 'MKV_ERR_BAD_REQUEST');
+  assert.equal(code(() => parseHead('GET /live/%zz HTTP/1.1')), 'MKV_ERR_BAD_REQUEST');
+  assert.equal(code(() => parseHead('GET /live/a SIP/2.0')), 'MKV_ERR_BAD_REQUEST');
+  assert.equal(code(() => parseHead('GET /live/a HTTP/2.0')), 'MKV_ERR_VERSION_NOT_SUPPORTED');
+});
+
+test('the reader joins a head split over reads and returns the bytes after it', () => {
+  const reader = new RequestHeadReader();
+  const text = 'GET /live/a HTTP/1.1\r\nHost: h\r\n\r\nBODY';
+  let result;
+  for (const ch of text) result ??= reader.push(Buffer.from(ch));
+  assert.ok(result);
+  assert.equal(result.head.path, '/live/a');
+  assert.equal(result.rest.toString(), '');
+  const whole = new RequestHeadReader().push(Buffer.from(text));
+  assert.equal(whole!.rest.toString(), 'BODY');
+});
+
+test('a head that never ends is refused once past the limit', () => {
+  const reader = new RequestHeadReader();
+  reader.push(Buffer.from('GET / HTTP/1.1\r\n'));
+  const line = Buffer.from('X-Pad: ' + 'a'.repeat(1000) + '\r\n');
+  let err: string | undefined;
+  for (let i = 0; i < 20 && !err; i++) err = code(() => reader.push(line));
+  assert.equal(err, 'MKV_ERR_HEADERS_TOO_LARGE');
+  assert.ok(MAX_HEAD_BYTES < 20 * line.length);
+});

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { unpack } from 'msgpackr';
+import { Channel, encodeFrame } from '../src/protocol/channel.js';
+
+type Msg = { type: string; n?: number; bytes?: Uint8Array };
+
+const dir = mkdtempSync(join(tmpdir(), 'mkvcast-channel-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let count = 0;
+
+/** A connected pair of sockets over a real Unix socket. */
+async function pair(): Promise<[Socket, Socket]> {
+  const path = join(dir, `s${count++}.sock`);
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const client = connect(path);
+  await new Promise((r) => client.once('connect', r));
+  const serverSide = await accepted;
+  server.close();
+  return [client, serverSide];
+}
+
+test('encodeFrame: 4-byte big-endian length, then msgpack, in memory of its own', () => {
+  const a = encodeFrame({ type: 'x', n: 1 });
+  const copy = Buffer.from(a);
+  encodeFrame({ type: 'y', n: 2, bytes: Buffer.alloc(100, 9) });
+  assert.equal(a.readUInt32BE(0), a.length - 4);
+  // pack() reuses one scratch buffer: a later encoding must not change an earlier frame.
+  assert.deepEqual(a, copy);
+  assert.deepEqual(unpack(a.subarray(4)), { type: 'x', n: 1 });
+});
+
+test('messages arrive whole and in order whatever the read boundaries', async () => {
+  const [raw, other] = await pair();
+  const receiver = new Channel<Msg, Msg>(other);
+  const got: Msg[] = [];
+  receiver.on('message', (m) => got.push(m));
+  const frames = Buffer.concat(
+    Array.from({ length: 50 }, (_, n) => encodeFrame({ type: 'segment', n, bytes: Buffer.alloc(n * 97, n) })),
+  );
+  // Written 1, 3, 7… bytes at a time so frames and prefixes are split across reads.
+  for (let pos = 0, step = 1; pos < frames.length; pos += step, step = (step * 3) % 1021 || 1) {
+    raw.write(frames.subarray(pos, pos + step));
+  }
+  const deadline = Date.now() + 5000;
+  while (got.length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(got.length, 50);
+  got.forEach((m, n) => {
+    assert.equal(m.n, n);
+    assert.deepEqual(Buffer.from(m.bytes!), Buffer.alloc(n * 97, n));
+  });
+  raw.destroy();
+  receiver.close();
+});
+
+test('a frame over the limit closes the channel with FrameTooLargeError', async () => {
+  const [raw, other] = await pair();
+  const receiver = new Channel<Msg, Msg>(other, { maxFrameSize: 1024 });
+  const closed = new Promise<Error | undefined>((r) => receiver.once('close', r));
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(1025); // declares 1025 bytes: one past the limit, and none of them sent
+  raw.write(prefix);
+  const err = await closed;
+  assert.equal((err as { code?: string })?.code, 'MKV_ERR_FRAME_TOO_LARGE');
+  raw.destroy();
+});
+
+test('a frame that is not a typed message closes the channel with a protocol error', async () => {
+  const [raw, other] = await pair();
+  const receiver = new Channel<Msg, Msg>(other);
+  const closed = new Promise<Error | undefined>((r) => receiver.once('close', r));
+  // length 1, then msgpack 0x2a: the number 42, not an object with a type
+  raw.write(Buffer.from([0, 0, 0, 1, 0x2a]));
+  assert.equal(((await closed) as { code?: string })?.code, 'MKV_ERR_PROTOCOL');
+  raw.destroy();
+});
+
+test('send() reaches the peer and closed channels refuse to send', async () => {
+  const [a, b] = await pair();
+  const left = new Channel<Msg, Msg>(a);
+  const right = new Channel<Msg, Msg>(b);
+  const got = new Promise<Msg>((r) => right.once('message', r));
+  left.send({ type: 'hello', n: 7 });
+  assert.deepEqual(await got, { type: 'hello', n: 7 });
+  left.close();
+  assert.equal(left.closed, true);
+  assert.equal(left.send({ type: 'late' }), false);
+  right.close();
+});

@@ -126,10 +126,14 @@ export function waitForStats(
   ready: (s: Stats) => boolean = () => true,
   timeoutMs = 6000,
 ): Promise<Stats> {
+  let last: Stats | undefined;
   return waitFor(what, async () => {
     const s = await getStats(master);
+    last = s;
     return s.pids !== undefined && ready(s) ? s : undefined;
-  }, timeoutMs, 200);
+  }, timeoutMs, 200).catch((err: Error) => {
+    throw new Error(`${err.message}\nlast /stats: ${JSON.stringify(last)}\nstderr:\n${master.stderr()}`);
+  });
 }
 
 export function pidAlive(pid: number): boolean {
@@ -346,15 +350,36 @@ export async function feedInRealTime(
 }
 
 /**
- * Waits until the master serves `/live/<name>` (HEAD answers 200). A file's stream appears
- * only once the source has ingested its header and first Cluster, which may be after the
- * listening line; see the regression test "a GET right after the listening line".
+ * Waits until the master serves `/live/<name>` on every edge: a burst of concurrent HEAD
+ * requests (which the master spreads over its edges) all answer 200. A file's stream appears
+ * only once the source has ingested its header and first Cluster, and reaches each edge on its
+ * own, which may be after the listening line; see the regression test "a GET right after the
+ * listening line". The short pause lets the edges report the HEAD connections closed, so
+ * that they do not skew where the next players are sent.
  */
-export function waitForStream(master: RunningMaster, name: string, timeoutMs = 5000): Promise<true> {
-  return waitFor(
-    `/live/${name} to answer HEAD with 200`,
-    async () => (await request(master.url(`/live/${name}`), { method: 'HEAD' })).status === 200,
+export async function waitForStream(master: Pick<RunningMaster, 'url'>, name: string, timeoutMs = 5000): Promise<true> {
+  const url = master.url(`/live/${name}`);
+  await waitFor(
+    `/live/${name} to answer HEAD with 200 on every edge`,
+    async () => {
+      const replies = await Promise.all(Array.from({ length: 8 }, () => request(url, { method: 'HEAD' })));
+      return replies.every((r) => r.status === 200);
+    },
     timeoutMs,
     10,
   );
+  await sleep(100);
+  return true;
+}
+
+/** Processes whose command line contains `marker` (children get their config, names included, in argv). */
+export async function pidsWithArg(marker: string): Promise<number[]> {
+  const { readdir, readFile: read } = await import('node:fs/promises');
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cmdline = await read(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(marker)) pids.push(Number(entry));
+  }
+  return pids;
 }

@@ -25,7 +25,31 @@ export interface EdgeEvents {
   load(connections: number, received: number): void;
   /** Every player of an ended stream is gone. */
   streamDone(stream: string): void;
+  /**
+   * This edge is full: give the connection back to the master for another
+   * edge, with the bytes already read from it and the edges already tried.
+   */
+  handBack(socket: Socket, received: Buffer, tried: number[]): void;
 }
+
+/** A request read from a connection, with what is needed to pass it on. */
+interface Request {
+  socket: Socket;
+  head: RequestHead;
+  /** Every byte read from the socket so far. */
+  received: Buffer;
+  /** Edges that already turned this connection away for being full. */
+  tried: number[];
+}
+
+/** A player waiting for a configured stream whose first Segment has not arrived yet. */
+interface Waiting {
+  socket: Socket;
+  timer: NodeJS.Timeout;
+}
+
+/** A player may wait this long for a configured stream to start. */
+const START_WAIT_MS = 10_000;
 
 /**
  * One edge process's work: a copy of every live stream fed by the source
@@ -40,9 +64,12 @@ export class Edge {
   readonly #sockets = new Set<Socket>();
   readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0 };
   #received = 0;
+  /** Resolves once the source link is up for the first time. */
+  readonly connected: Promise<void>;
   #rejected = 0;
   #players = 0;
   #serverStats: ServerStats | null = null;
+  readonly #waiting = new Map<string, Set<Waiting>>();
   /** Streams the master waits on: it hears stream-done once each has no players left. */
   readonly #draining = new Set<string>();
 
@@ -52,6 +79,7 @@ export class Edge {
     this.#events = events;
     this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
     this.#link.on('message', (message) => this.#onSourceMessage(message));
+    this.connected = new Promise((resolve) => this.#link.once('connected', resolve));
   }
 
   start(): void {
@@ -76,8 +104,11 @@ export class Edge {
     };
   }
 
-  /** A public connection from the master, not yet read from. */
-  accept(socket: Socket): void {
+  /**
+   * A public connection from the master, not yet read from, or with the bytes
+   * another edge already read (`received`) when that edge was full.
+   */
+  accept(socket: Socket, received?: Buffer, tried: number[] = []): void {
     this.#received++;
     this.#sockets.add(socket);
     this.#reportLoad();
@@ -104,9 +135,10 @@ export class Edge {
       socket.off('data', onData);
       // Whatever a player sends after its request is read and dropped.
       socket.on('data', () => undefined);
-      this.#route(socket, parsed.head);
+      this.#route({ socket, head: parsed.head, received: reader.received, tried });
     };
     socket.on('data', onData);
+    if (received) onData(received);
     socket.resume();
   }
 
@@ -116,19 +148,20 @@ export class Edge {
     for (const socket of this.#sockets) socket.destroy();
   }
 
-  #route(socket: Socket, head: RequestHead): void {
+  #route(request: Request): void {
+    const { socket, head } = request;
     try {
       const stream = this.#streamFor(head);
       if (stream === 'status') return this.#sendStatus(socket, head);
       if (stream === 'stats') return this.#send(socket, 200, JSON.stringify(this.#statsBody()), 'application/json');
-      this.#play(socket, head, stream);
+      this.#play(request, stream);
     } catch (err) {
       this.#fail(socket, err, head.method);
     }
   }
 
   /** Which stream (or page) a request is for; throws the HttpError that answers it. */
-  #streamFor(head: RequestHead): LiveStream | 'status' | 'stats' {
+  #streamFor(head: RequestHead): LiveStream | string | 'status' | 'stats' {
     const { method, path } = head;
     if (method === 'OPTIONS') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
     const allowed = method === 'GET' || method === 'HEAD';
@@ -148,21 +181,33 @@ export class Edge {
     throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no such path: ${path}`);
   }
 
-  #stream(name: string): LiveStream {
+  /** A live stream, or the name of a configured one that has not started yet. */
+  #stream(name: string): LiveStream | string {
     const stream = this.#streams.get(name);
-    if (!stream) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no live stream named '${name}'`);
-    return stream;
+    if (stream) return stream;
+    if (this.#config.streams.includes(name)) return name;
+    throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no live stream named '${name}'`);
   }
 
-  #play(socket: Socket, head: RequestHead, stream: LiveStream): void {
-    if (head.method === 'HEAD') {
+  #play(request: Request, stream: LiveStream | string): void {
+    const { socket, head } = request;
+    if (head.method === 'HEAD' && typeof stream !== 'string') {
       socket.end(stream.responseHead);
       return;
     }
     if (this.#players >= this.#config.clientsPerEdge) {
+      if (head.method === 'GET' && request.tried.length + 1 < this.#config.edges) {
+        this.#events.handBack(socket, request.received, [...request.tried, this.#config.edgeId]);
+        return;
+      }
       this.#rejected++;
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
+    if (typeof stream === 'string') this.#wait(socket, stream);
+    else this.#join(socket, stream);
+  }
+
+  #join(socket: Socket, stream: LiveStream): void {
     const player = new Player(
       socket,
       { backlogBytes: this.#config.playerBacklogBytes, slowTimeoutMs: this.#config.slowTimeoutMs },
@@ -175,6 +220,41 @@ export class Edge {
       this.#reportIfDone(stream.name);
     });
     stream.join(player, this.#config.burstMs);
+  }
+
+  /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
+  #wait(socket: Socket, name: string): void {
+    let waiting = this.#waiting.get(name);
+    if (!waiting) this.#waiting.set(name, (waiting = new Set()));
+    const entry: Waiting = {
+      socket,
+      timer: setTimeout(() => {
+        if (!waiting.delete(entry)) return;
+        this.#players--;
+        this.#send(socket, 503, `stream '${name}' has not started yet\n`, undefined, { 'Retry-After': '2' });
+      }, START_WAIT_MS),
+    };
+    this.#players++;
+    waiting.add(entry);
+    socket.once('close', () => {
+      if (waiting.delete(entry)) {
+        clearTimeout(entry.timer);
+        this.#players--;
+      }
+    });
+  }
+
+  /** A stream started: the players waiting for it join it, in the slots they hold. */
+  #release(stream: LiveStream): void {
+    const waiting = this.#waiting.get(stream.name);
+    if (!waiting) return;
+    this.#waiting.delete(stream.name);
+    for (const entry of waiting) {
+      waiting.delete(entry);
+      clearTimeout(entry.timer);
+      this.#players--;
+      this.#join(entry.socket, stream);
+    }
   }
 
   #sendStatus(socket: Socket, head: RequestHead): void {
@@ -226,10 +306,9 @@ export class Edge {
   #onHeader(header: HeaderMessage): void {
     const stream = this.#streams.get(header.stream);
     if (!stream) {
-      this.#streams.set(
-        header.stream,
-        new LiveStream(header, { maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes }),
-      );
+      const live = new LiveStream(header, { maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes });
+      this.#streams.set(header.stream, live);
+      this.#release(live);
       return;
     }
     const stale = stream.replaceHeader(header);

@@ -34,12 +34,16 @@ function main(): void {
     streamDone(stream) {
       send({ type: 'stream-done', stream });
     },
+    handBack(socket, received, tried) {
+      if (!process.connected) return socket.destroy();
+      process.send!({ type: 'full', received: received.toString('latin1'), tried }, socket, { keepOpen: false });
+    },
   });
 
   process.on('message', (message: MasterToEdge, handle?: Socket) => {
     switch (message.type) {
       case 'conn':
-        if (handle) edge.accept(handle);
+        if (handle) edge.accept(handle, message.received === undefined ? undefined : Buffer.from(message.received, 'latin1'), message.tried);
         return;
       case 'cluster-stats':
         edge.serverStats = message.stats;
@@ -53,8 +57,9 @@ function main(): void {
     }
   });
   setInterval(() => send(edge.stats()), STATS_INTERVAL_MS).unref();
+  // Ready once the source link is up, so the first players find the streams.
+  void edge.connected.then(() => send({ type: 'ready' }));
   edge.start();
-  send({ type: 'ready' });
 }
 
 try {

@@ -26,7 +26,7 @@ export interface ChildOptions {
 
 export interface ChildEvents {
   ready: [];
-  message: [{ type: string } & Record<string, unknown>];
+  message: [{ type: string } & Record<string, unknown>, Socket | undefined];
   /** Too many failed starts in a row: the master should stop. */
   fatal: [string];
 }
@@ -73,9 +73,9 @@ export class Child extends EventEmitter<ChildEvents> {
       stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.#process = child;
-    child.on('message', (message: { type: string } & Record<string, unknown>) => {
+    child.on('message', (message: { type: string } & Record<string, unknown>, handle: unknown) => {
       if (message.type === 'ready') this.#onReady();
-      else this.emit('message', message);
+      else this.emit('message', message, handle as Socket | undefined);
     });
     child.on('error', (err) => this.#options.log.warn(`${this.#options.name}: ${err.message}`));
     child.on('exit', (code, signal) => this.#onExit(child, code, signal));

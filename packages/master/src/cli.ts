@@ -14,18 +14,22 @@ function parser(argv: string[]) {
       'input: a file path, or - for standard input (read from a pipe when omitted).')
     .positional('input', { type: 'string', describe: 'file path, or - for stdin' })
     .options({
-      edges: { type: 'number', default: DEFAULT_EDGES, describe: 'edge processes serving players (default: cores)' },
-      'clients-per-edge': { type: 'number', default: 16, describe: 'players each edge serves; capacity = edges × this' },
-      port: { type: 'number', default: 8080, describe: 'public HTTP port (0: any free port)' },
-      host: { type: 'string', default: '0.0.0.0', describe: 'address to listen on' },
-      name: { type: 'string', describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
+      edges: { type: 'number', requiresArg: true, default: DEFAULT_EDGES, describe: 'edge processes serving players (default: cores)' },
+      'clients-per-edge': { type: 'number', requiresArg: true, default: 16, describe: 'players each edge serves; capacity = edges × this' },
+      port: { type: 'number', requiresArg: true, default: 8080, describe: 'public HTTP port (0: any free port)' },
+      host: { type: 'string', requiresArg: true, default: '0.0.0.0', describe: 'address to listen on' },
+      name: { type: 'string', requiresArg: true, describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
       loop: { type: 'boolean', default: false, describe: 'repeat a file forever, timestamps kept monotonic' },
-      buffer: { type: 'number', default: 10, describe: 'seconds of recent stream each process keeps' },
-      'buffer-mb': { type: 'number', default: 64, describe: 'most MB of recent stream kept per stream' },
-      burst: { type: 'number', default: 0, describe: 'a new player starts this many seconds back (at a keyframe) for a fuller buffer' },
-      'player-backlog-kb': { type: 'number', default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },
-      'slow-timeout': { type: 'number', default: 10, describe: 'seconds a player may lag before it is disconnected' },
-      workers: { type: 'number', default: 1, describe: 'worker threads for per-Cluster work (0: in the source process)' },
+      realtime: {
+        type: 'boolean',
+        describe: 'pace the input by its timestamps (default: on for files and stdin redirected from a file, off for pipes)',
+      },
+      buffer: { type: 'number', requiresArg: true, default: 10, describe: 'seconds of recent stream each process keeps' },
+      'buffer-mb': { type: 'number', requiresArg: true, default: 64, describe: 'most MB of recent stream kept per stream' },
+      burst: { type: 'number', requiresArg: true, default: 0, describe: 'a new player starts this many seconds back (at a keyframe) for a fuller buffer' },
+      'player-backlog-kb': { type: 'number', requiresArg: true, default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },
+      'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may lag before it is disconnected' },
+      workers: { type: 'number', requiresArg: true, default: 1, describe: 'worker threads for per-Cluster work (0: in the source process)' },
       'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
     })
     .strictOptions()
@@ -34,7 +38,10 @@ function parser(argv: string[]) {
     .alias('h', 'help')
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((message, err) => {
-      throw err ?? new UsageError(message);
+      // Parser errors arrive as `err`, validation errors as `message`: both are usage errors.
+      const text = err?.message ?? message;
+      const missing = /^Not enough arguments following: (.+)$/.exec(text);
+      throw new UsageError(missing ? `--${missing[1]} needs a value` : text);
     });
 }
 
@@ -77,7 +84,8 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
   const name = args.name ?? (path === '-' ? 'live' : basename(path, extname(path)));
   if (!NAME.test(name)) throw new UsageError(`--name '${name}' may use only letters, digits and . _ ~ -`);
   if (args.loop && path === '-') throw new UsageError('--loop needs a file; standard input cannot be repeated');
-  const input: InputConfig = { name, path, paced: path !== '-', loop: args.loop };
+  const paced = args.realtime ?? (path !== '-' || fstatSync(0).isFile());
+  const input: InputConfig = { name, path, paced, loop: args.loop };
   return {
     inputs: [input],
     edges: integer(args.edges, 'edges', 1, 64),

@@ -4,6 +4,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type {
+  HandBackMessage,
   EdgeConfig,
   EdgeStats,
   InputConfig,
@@ -92,6 +93,7 @@ export class Master {
       this.#server.listen({ host: this.#options.host, port: this.#options.port, backlog: LISTEN_BACKLOG }, resolve);
     });
     setInterval(() => this.#broadcastStats(), STATS_INTERVAL_MS).unref();
+    this.#broadcastStats();
     this.#source.send({ type: 'start' });
     return this.#server.address() as AddressInfo;
   }
@@ -150,6 +152,8 @@ export class Master {
       playerBacklogBytes: o.playerBacklogBytes,
       slowTimeoutMs: o.slowTimeoutMs,
       defaultStream: o.inputs.length === 1 ? o.inputs[0]!.name : null,
+      edges: o.edges,
+      streams: o.inputs.map((i) => i.name),
       logLevel: o.logLevel,
     };
     const slot: EdgeSlot = {
@@ -168,9 +172,14 @@ export class Master {
     slot.child.on('ready', () => {
       // A fresh process has seen nothing yet.
       slot.handed = slot.connections = slot.received = 0;
+      slot.child.send({ type: 'cluster-stats', stats: this.stats() });
     });
-    slot.child.on('message', (message) => {
-      if (message.type === 'load') {
+    slot.child.on('message', (message, handle) => {
+      if (message.type === 'full' && handle) {
+        // Full until it reports again: count it as such.
+        slot.connections = Math.max(slot.connections, o.clientsPerEdge);
+        this.#dispatch(handle, message as unknown as HandBackMessage);
+      } else if (message.type === 'load') {
         slot.connections = message.connections as number;
         slot.received = message.received as number;
       } else if (message.type === 'edge-stats') slot.stats = message as unknown as EdgeStats;
@@ -180,19 +189,23 @@ export class Master {
     return slot;
   }
 
-  /** Least-loaded edge: its open connections plus those handed to it since its last report. */
-  #dispatch(socket: Socket): void {
+  /**
+   * Least-loaded edge: its open connections plus those handed to it since its
+   * last report. A connection a full edge handed back skips the edges in `tried`.
+   */
+  #dispatch(socket: Socket, handedBack?: HandBackMessage): void {
     let best: EdgeSlot | undefined;
     let bestLoad = Infinity;
-    for (const slot of this.#edges) {
-      if (!slot.child.ready) continue;
+    for (const [i, slot] of this.#edges.entries()) {
+      if (!slot.child.ready || handedBack?.tried.includes(i + 1)) continue;
       const load = slot.connections + (slot.handed - slot.received);
       if (load < bestLoad) {
         best = slot;
         bestLoad = load;
       }
     }
-    if (!best || !best.child.send({ type: 'conn' }, socket)) {
+    const message = handedBack ? { type: 'conn', received: handedBack.received, tried: handedBack.tried } : { type: 'conn' };
+    if (!best || !best.child.send(message, socket)) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
     }

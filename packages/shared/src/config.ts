@@ -38,6 +38,10 @@ export interface EdgeConfig {
   playerBacklogBytes: number;
   /** A player lagging this long without catching up is disconnected, ms. */
   slowTimeoutMs: number;
+  /** How many edges there are: a full edge hands a player back while others remain untried. */
+  edges: number;
+  /** Streams the source is configured with; a player for one that has not started yet waits. */
+  streams: string[];
   /** The single stream served at `GET /` to media players, when there is one input. */
   defaultStream: string | null;
   logLevel: LogLevel;

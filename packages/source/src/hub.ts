@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import {
   Channel,
@@ -52,6 +53,8 @@ export class Hub {
   }
 
   static async listen(config: SourceConfig, log: Logger): Promise<Hub> {
+    // A source killed outright leaves its socket file behind; a new one takes the path over.
+    rmSync(config.socketPath, { force: true });
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

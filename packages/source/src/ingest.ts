@@ -60,6 +60,11 @@ export class StreamIngest {
     return this.#input.name;
   }
 
+  /** stop() was called: the input did not end by itself. */
+  get stopped(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
   stop(): void {
     this.#abort.abort();
   }

@@ -50,11 +50,13 @@ async function main(): Promise<void> {
 async function runIngest(ingest: StreamIngest, hub: Hub, log: Logger): Promise<void> {
   try {
     await ingest.run(openInput);
+    if (ingest.stopped) return;
     hub.endStream(ingest.name, 'eof');
     log.info(`stream '${ingest.name}': end of input`);
     await hub.flushed(10_000);
     send({ type: 'ended', stream: ingest.name, ok: true });
   } catch (err) {
+    if (ingest.stopped) return;
     const message = describeError(err);
     hub.endStream(ingest.name, 'error', message);
     await hub.flushed(10_000);

@@ -25,6 +25,11 @@ export class RequestHeadReader {
   #chunks: Buffer[] = [];
   #bytes = 0;
 
+  /** Every byte pushed so far. */
+  get received(): Buffer {
+    return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+  }
+
   push(chunk: Buffer): { head: RequestHead; rest: Buffer } | undefined {
     this.#chunks.push(chunk);
     this.#bytes += chunk.length;

@@ -44,9 +44,22 @@ export interface StreamDoneMessage {
   stream: string;
 }
 
-/** Master → edge: a public connection to serve (the socket rides as the handle). */
+/**
+ * Master → edge: a public connection to serve (the socket rides as the
+ * handle). When another edge was full, `received` holds the bytes it already
+ * read (latin1) and `tried` the edges that turned it away.
+ */
 export interface ConnectionMessage {
   type: 'conn';
+  received?: string;
+  tried?: number[];
+}
+
+/** Edge → master: full; the connection (riding as the handle) should go to another edge. */
+export interface HandBackMessage {
+  type: 'full';
+  received: string;
+  tried: number[];
 }
 
 /** Master → edge: the inputs ended; answer stream-done for each once its players are gone. */
@@ -83,7 +96,7 @@ export interface ServerStats {
 }
 
 export type SourceToMaster = ReadyMessage | EndedMessage | SourceStats;
-export type EdgeToMaster = ReadyMessage | LoadMessage | EdgeStats | StreamDoneMessage;
+export type EdgeToMaster = ReadyMessage | LoadMessage | EdgeStats | StreamDoneMessage | HandBackMessage;
 /** Master → source: the port is open; start reading the inputs. */
 export interface StartMessage {
   type: 'start';

@@ -22,7 +22,7 @@ const STREAM_PATH = /^\/live\/([^/]+?)(?:\.(?:mkv|webm))?$/;
 
 export interface EdgeEvents {
   /** Open connections changed (load reporting). */
-  load(connections: number, received: number): void;
+  load(connections: number, players: number, received: number): void;
   /** Every player of an ended stream is gone. */
   streamDone(stream: string): void;
   /**
@@ -38,8 +38,10 @@ interface Request {
   head: RequestHead;
   /** Every byte read from the socket so far. */
   received: Buffer;
-  /** Edges that already turned this connection away for being full. */
+  /** Edges that already turned this connection away. */
   tried: number[];
+  /** The master handed it over (it is not to go back). */
+  handedOver: boolean;
 }
 
 /** A player waiting for a configured stream whose first Segment has not arrived yet. */
@@ -64,6 +66,7 @@ export class Edge {
   readonly #sockets = new Set<Socket>();
   readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0 };
   #received = 0;
+  #level = { least: 0, margin: Infinity };
   /** Resolves once the source link is up for the first time. */
   readonly connected: Promise<void>;
   #rejected = 0;
@@ -86,6 +89,11 @@ export class Edge {
     this.#link.connect();
   }
 
+  /** From the master: the least-loaded edge's players, and how far above it this edge may go. */
+  level(least: number, margin: number): void {
+    this.#level = { least, margin };
+  }
+
   set serverStats(stats: ServerStats) {
     this.#serverStats = stats;
   }
@@ -105,11 +113,13 @@ export class Edge {
   }
 
   /**
-   * A public connection from the master, not yet read from, or with the bytes
-   * another edge already read (`received`) when that edge was full.
+   * A public connection: accepted here, or handed over by the master (then
+   * with the bytes a full edge already read and the edges that tried it).
    */
-  accept(socket: Socket, received?: Buffer, tried: number[] = []): void {
-    this.#received++;
+  accept(socket: Socket, handoff?: { received?: Buffer; tried: number[] }): void {
+    const received = handoff?.received;
+    const tried = handoff?.tried ?? [];
+    if (handoff) this.#received++;
     this.#sockets.add(socket);
     this.#reportLoad();
     socket.setNoDelay(true);
@@ -135,7 +145,7 @@ export class Edge {
       socket.off('data', onData);
       // Whatever a player sends after its request is read and dropped.
       socket.on('data', () => undefined);
-      this.#route({ socket, head: parsed.head, received: reader.received, tried });
+      this.#route({ socket, head: parsed.head, received: reader.received, tried, handedOver: handoff !== undefined });
     };
     socket.on('data', onData);
     if (received) onData(received);
@@ -195,6 +205,13 @@ export class Edge {
       socket.end(stream.responseHead);
       return;
     }
+    // Ahead of the least-loaded edge by the master's margin: let the master place the player
+    // (back here, if this edge turns out to be the least loaded after all).
+    const ahead = this.#players >= this.#level.least + this.#level.margin;
+    if (ahead && !request.handedOver && head.method === 'GET' && this.#config.edges > 1) {
+      this.#events.handBack(socket, request.received, []);
+      return;
+    }
     if (this.#players >= this.#config.clientsPerEdge) {
       if (head.method === 'GET' && request.tried.length + 1 < this.#config.edges) {
         this.#events.handBack(socket, request.received, [...request.tried, this.#config.edgeId]);
@@ -214,6 +231,7 @@ export class Edge {
       this.#counters,
     );
     this.#players++;
+    this.#reportLoad();
     socket.once('close', () => {
       this.#players--;
       stream.leave(player);
@@ -353,6 +371,6 @@ export class Edge {
   }
 
   #reportLoad(): void {
-    this.#events.load(this.#sockets.size, this.#received);
+    this.#events.load(this.#sockets.size, this.#players, this.#received);
   }
 }

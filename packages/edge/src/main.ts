@@ -3,13 +3,14 @@
  * argv[2]. Pulls Segments from the source, takes public connections from the
  * master as socket handles, and reports load, stats and stream ends over IPC.
  */
-import type { Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { Logger, describeError, type EdgeConfig, type EdgeToMaster, type MasterToEdge } from '@mkvcast/shared';
 import { Edge } from './edge.js';
 
 const STATS_INTERVAL_MS = 1000;
 /** Load reports are coalesced: at most one per this many ms. */
 const LOAD_REPORT_MS = 20;
+const LISTEN_BACKLOG = 4096;
 
 function send(message: EdgeToMaster): void {
   if (process.connected) process.send?.(message);
@@ -21,15 +22,22 @@ function main(): void {
   process.on('SIGINT', () => undefined);
   process.on('disconnect', () => process.exit(0));
 
-  let load: { connections: number; received: number } | null = null;
+  // Load reports: the first change goes out at once, changes in the next LOAD_REPORT_MS are merged.
+  let load: { connections: number; players: number; received: number } | null = null;
   let loadTimer: NodeJS.Timeout | undefined;
+  const flushLoad = (): void => {
+    if (!load) {
+      loadTimer = undefined;
+      return;
+    }
+    send({ type: 'load', ...load });
+    load = null;
+    loadTimer = setTimeout(flushLoad, LOAD_REPORT_MS);
+  };
   const edge = new Edge(config, log, {
-    load(connections, received) {
-      load = { connections, received };
-      loadTimer ??= setTimeout(() => {
-        loadTimer = undefined;
-        if (load) send({ type: 'load', ...load });
-      }, LOAD_REPORT_MS);
+    load(connections, players, received) {
+      load = { connections, players, received };
+      if (!loadTimer) flushLoad();
     },
     streamDone(stream) {
       send({ type: 'stream-done', stream });
@@ -43,7 +51,16 @@ function main(): void {
   process.on('message', (message: MasterToEdge, handle?: Socket) => {
     switch (message.type) {
       case 'conn':
-        if (handle) edge.accept(handle, message.received === undefined ? undefined : Buffer.from(message.received, 'latin1'), message.tried);
+        if (handle) {
+          const received = message.received === undefined ? undefined : Buffer.from(message.received, 'latin1');
+          edge.accept(handle, { received, tried: message.tried ?? [] });
+        }
+        return;
+      case 'level':
+        edge.level(message.least, message.margin);
+        return;
+      case 'listen':
+        if (handle) listen(edge, handle, log);
         return;
       case 'cluster-stats':
         edge.serverStats = message.stats;
@@ -60,6 +77,13 @@ function main(): void {
   // Ready once the source link is up, so the first players find the streams.
   void edge.connected.then(() => send({ type: 'ready' }));
   edge.start();
+}
+
+/** Accepts players on this edge's copy of the master's public socket. */
+function listen(edge: Edge, handle: object, log: Logger): void {
+  const server = createServer((socket) => edge.accept(socket));
+  server.on('error', (err) => log.error(`public socket: ${err.message}`));
+  server.listen({ handle, backlog: LISTEN_BACKLOG }, () => send({ type: 'listening' }));
 }
 
 try {

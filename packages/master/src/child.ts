@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import { Socket as NetSocket, type Socket } from 'node:net';
 import type { Logger } from '@mkvcast/shared';
 
 /** A child that has not said 'ready' within this time failed to start. */
@@ -26,6 +26,8 @@ export interface ChildOptions {
 
 export interface ChildEvents {
   ready: [];
+  /** An edge accepts on the public socket. */
+  listening: [];
   message: [{ type: string } & Record<string, unknown>, Socket | undefined];
   /** Too many failed starts in a row: the master should stop. */
   fatal: [string];
@@ -75,6 +77,7 @@ export class Child extends EventEmitter<ChildEvents> {
     this.#process = child;
     child.on('message', (message: { type: string } & Record<string, unknown>, handle: unknown) => {
       if (message.type === 'ready') this.#onReady();
+      else if (message.type === 'listening') this.emit('listening');
       else this.emit('message', message, handle as Socket | undefined);
     });
     child.on('error', (err) => this.#options.log.warn(`${this.#options.name}: ${err.message}`));
@@ -90,11 +93,13 @@ export class Child extends EventEmitter<ChildEvents> {
    * child.send() returning false only means its queue is long: the message
    * is still delivered, so that is not a failure.
    */
-  send(message: object, handle?: Socket): boolean {
+  send(message: object, handle?: Socket | object): boolean {
     const child = this.#process;
     if (!child?.connected || !this.#ready) return false;
-    child.send(message, handle, { keepOpen: false }, (err) => {
-      if (err && handle) handle.destroy();
+    // A socket is closed here once sent (keepOpen: false); a listening handle stays open.
+    const keepOpen = handle !== undefined && !(handle instanceof NetSocket);
+    child.send(message, handle as Socket | undefined, { keepOpen }, (err) => {
+      if (err && handle instanceof NetSocket) handle.destroy();
     });
     return true;
   }

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -15,6 +15,7 @@ import type {
   SourceStats,
 } from '@mkvcast/shared';
 import { Child } from './child.js';
+import { bindPublicSocket, type TcpHandle } from './listenHandle.js';
 
 export interface MasterOptions {
   inputs: InputConfig[];
@@ -34,7 +35,6 @@ export interface MasterOptions {
 const STATS_INTERVAL_MS = 1000;
 /** After the last input ends, players get this long to take the rest before the master exits. */
 const DRAIN_TIMEOUT_MS = 30_000;
-const LISTEN_BACKLOG = 4096;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 const require = createRequire(import.meta.url);
@@ -43,8 +43,10 @@ interface EdgeSlot {
   child: Child;
   /** Sockets handed over, in total. */
   handed: number;
-  /** The edge's last report: open connections, and how many handed sockets it had seen. */
+  /** The edge's last report: open connections, players, and how many handed sockets it had seen. */
   connections: number;
+  players: number;
+
   received: number;
   stats: EdgeStats | null;
 }
@@ -59,7 +61,11 @@ export class Master {
   readonly #options: MasterOptions;
   readonly #log: Logger;
   readonly #dir: string;
-  readonly #server: Server;
+  #listener: TcpHandle | undefined;
+  /** The children were told to start: restarted ones are told at once. */
+  #started = false;
+  /** Players on the least-loaded edge, as last sent to the edges. */
+  #least = -1;
   readonly #source: Child;
   readonly #edges: EdgeSlot[];
   readonly #startedAt = Date.now();
@@ -79,29 +85,32 @@ export class Master {
     const socketPath = join(this.#dir, 'source.sock');
     this.#source = this.#makeSource(socketPath);
     this.#edges = Array.from({ length: options.edges }, (_, i) => this.#makeEdge(i + 1, socketPath));
-    this.#server = createServer({ pauseOnConnect: true }, (socket) => this.#dispatch(socket));
   }
 
   /** Starts the children and listens; resolves with the bound address. */
   async start(): Promise<AddressInfo> {
+    // Bind first: a taken port fails before any child is forked.
+    const { handle, address } = await bindPublicSocket(this.#options.host, this.#options.port);
+    this.#listener = handle;
     this.#source.start();
     await new Promise<void>((resolve) => this.#source.once('ready', resolve));
     for (const edge of this.#edges) edge.child.start();
     await Promise.all(this.#edges.map((e) => new Promise<void>((resolve) => e.child.once('ready', resolve))));
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host: this.#options.host, port: this.#options.port, backlog: LISTEN_BACKLOG }, resolve);
-    });
+    this.#started = true;
+    // The bound socket refuses connections until an edge listens on it: wait for every edge.
+    const listening = this.#edges.map((e) => new Promise<void>((resolve) => e.child.once('listening', resolve)));
+    for (const edge of this.#edges) edge.child.send({ type: 'listen' }, handle);
+    await Promise.all(listening);
     setInterval(() => this.#broadcastStats(), STATS_INTERVAL_MS).unref();
     this.#broadcastStats();
     this.#source.send({ type: 'start' });
-    return this.#server.address() as AddressInfo;
+    return address;
   }
 
   /** Stops everything once; resolves with the exit code. */
   close(code = this.#exitCode): Promise<number> {
     this.#closing ??= (async () => {
-      this.#server.close();
+      this.#listener?.close();
       await Promise.all([this.#source.stop(), ...this.#edges.map((e) => e.child.stop())]);
       rmSync(this.#dir, { recursive: true, force: true });
       this.#resolveExit(code);
@@ -135,7 +144,7 @@ export class Master {
     child.on('fatal', (why) => this.#fatal(why));
     // A restarted source starts reading at once; the first start waits for the port.
     child.on('ready', () => {
-      if (this.#server.listening) child.send({ type: 'start' });
+      if (this.#started) child.send({ type: 'start' });
     });
     return child;
   }
@@ -166,22 +175,28 @@ export class Master {
       }),
       handed: 0,
       connections: 0,
+      players: 0,
       received: 0,
       stats: null,
     };
     slot.child.on('ready', () => {
       // A fresh process has seen nothing yet.
-      slot.handed = slot.connections = slot.received = 0;
+      slot.handed = slot.connections = slot.players = slot.received = 0;
       slot.child.send({ type: 'cluster-stats', stats: this.stats() });
+      this.#least = -1;
+      // A restarted edge listens on the public socket again.
+      if (this.#started) slot.child.send({ type: 'listen' }, this.#listener!);
     });
     slot.child.on('message', (message, handle) => {
       if (message.type === 'full' && handle) {
         // Full until it reports again: count it as such.
-        slot.connections = Math.max(slot.connections, o.clientsPerEdge);
+        slot.players = Math.max(slot.players, o.clientsPerEdge);
         this.#dispatch(handle, message as unknown as HandBackMessage);
       } else if (message.type === 'load') {
         slot.connections = message.connections as number;
+        slot.players = message.players as number;
         slot.received = message.received as number;
+        this.#level();
       } else if (message.type === 'edge-stats') slot.stats = message as unknown as EdgeStats;
       else if (message.type === 'stream-done') this.#onStreamDone(edgeId, message.stream as string);
     });
@@ -190,7 +205,7 @@ export class Master {
   }
 
   /**
-   * Least-loaded edge: its open connections plus those handed to it since its
+   * Least-loaded edge: its players plus the connections handed to it since its
    * last report. A connection a full edge handed back skips the edges in `tried`.
    */
   #dispatch(socket: Socket, handedBack?: HandBackMessage): void {
@@ -198,7 +213,7 @@ export class Master {
     let bestLoad = Infinity;
     for (const [i, slot] of this.#edges.entries()) {
       if (!slot.child.ready || handedBack?.tried.includes(i + 1)) continue;
-      const load = slot.connections + (slot.handed - slot.received);
+      const load = this.#load(slot);
       if (load < bestLoad) {
         best = slot;
         bestLoad = load;
@@ -210,6 +225,27 @@ export class Master {
       return;
     }
     best.handed++;
+  }
+
+  #load(slot: EdgeSlot): number {
+    return slot.players + (slot.handed - slot.received);
+  }
+
+  /**
+   * Edges accept on the shared socket as the kernel wakes them. Each is told
+   * the least-loaded edge's players; one that gets a margin ahead of it hands
+   * new players back to #dispatch. That keeps the edges level without routing
+   * every connection of a crowd through the master's IPC channel.
+   */
+  #level(): void {
+    const ready = this.#edges.filter((e) => e.child.ready);
+    if (ready.length === 0) return;
+    const least = Math.min(...ready.map((e) => this.#load(e)));
+    if (least === this.#least) return;
+    this.#least = least;
+    // Exact while edges are small; a crowd on big edges mostly stays on the fast path.
+    const margin = Math.max(1, Math.ceil(this.#options.clientsPerEdge / 50));
+    for (const slot of ready) slot.child.send({ type: 'level', least, margin });
   }
 
   #onEnded(ended: { stream: string; ok: boolean; message?: string }): void {

@@ -66,10 +66,10 @@ export class Hub {
     return new Hub(server, config, log);
   }
 
-  /** Sets a stream's header; a different header starts a new generation. */
-  openStream(name: string, header: LiveHeader): void {
+  /** Sets a stream's header; a different header starts a new generation. False when it is unchanged. */
+  openStream(name: string, header: LiveHeader): boolean {
     const existing = this.#streams.get(name);
-    if (existing && Buffer.compare(Buffer.from(existing.header.bytes), header.bytes) === 0) return;
+    if (existing && Buffer.compare(Buffer.from(existing.header.bytes), header.bytes) === 0) return false;
     const message: HeaderMessage = {
       type: 'header',
       stream: name,
@@ -90,6 +90,7 @@ export class Hub {
     stream.ring.clear();
     this.#streams.set(name, stream);
     this.#broadcast(encodeFrame(message));
+    return true;
   }
 
   publish(name: string, ts: number, keyframe: boolean, bytes: Uint8Array): void {

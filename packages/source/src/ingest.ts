@@ -132,7 +132,7 @@ export class StreamIngest {
     const header = buildLiveHeader(this.#ebmlHeader, this.#docType, this.#elements);
     this.#header = header;
     this.#phase = 'clusters';
-    this.#hub.openStream(this.name, header);
+    if (!this.#hub.openStream(this.name, header)) return;
     const codecs = header.tracks.map((t) => `${t.type} ${t.codec}`).join(', ');
     this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);
   }

@@ -7,6 +7,11 @@ export interface ReadyMessage {
   type: 'ready';
 }
 
+/** Edge → master: it accepts on the public socket now. */
+export interface ListeningMessage {
+  type: 'listening';
+}
+
 /** Source → master: an input ended. */
 export interface EndedMessage {
   type: 'ended';
@@ -21,11 +26,23 @@ export interface SourceStats {
   edgesDropped: number;
 }
 
-/** Edge → master: connections it holds, and how many handed sockets it has seen. */
+/** Edge → master: connections and players it holds, and how many handed sockets it has seen. */
 export interface LoadMessage {
   type: 'load';
   connections: number;
+  players: number;
   received: number;
+}
+
+/**
+ * Master → edge: the players on the least-loaded edge. An edge holding
+ * `margin` or more players above that hands new players back to the master,
+ * which places them on the least-loaded edge.
+ */
+export interface LevelMessage {
+  type: 'level';
+  least: number;
+  margin: number;
 }
 
 export interface EdgeStats {
@@ -68,6 +85,11 @@ export interface DrainMessage {
   streams: string[];
 }
 
+/** Master → edge: accept players on the public socket (riding as the handle). */
+export interface ListenMessage {
+  type: 'listen';
+}
+
 /** Master → child: finish up and exit 0. */
 export interface ShutdownMessage {
   type: 'shutdown';
@@ -96,11 +118,23 @@ export interface ServerStats {
 }
 
 export type SourceToMaster = ReadyMessage | EndedMessage | SourceStats;
-export type EdgeToMaster = ReadyMessage | LoadMessage | EdgeStats | StreamDoneMessage | HandBackMessage;
+export type EdgeToMaster =
+  | ReadyMessage
+  | ListeningMessage
+  | LoadMessage
+  | EdgeStats
+  | StreamDoneMessage
+  | HandBackMessage;
 /** Master → source: the port is open; start reading the inputs. */
 export interface StartMessage {
   type: 'start';
 }
 
 export type MasterToSource = StartMessage | ShutdownMessage;
-export type MasterToEdge = ConnectionMessage | ShutdownMessage | ClusterStatsMessage | DrainMessage;
+export type MasterToEdge =
+  | ConnectionMessage
+  | ListenMessage
+  | LevelMessage
+  | ShutdownMessage
+  | ClusterStatsMessage
+  | DrainMessage;

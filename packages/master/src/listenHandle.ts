@@ -1,0 +1,41 @@
+import { lookup } from 'node:dns/promises';
+import * as net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { MkvcastError } from '@mkvcast/shared';
+
+/** The part of libuv's TCP handle the master uses. */
+export interface TcpHandle {
+  getsockname(out: { address?: string; port?: number; family?: string }): number;
+  close(): void;
+}
+
+// Node's own cluster module makes shared listening handles this way (lib/internal/cluster/shared_handle.js).
+type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => TcpHandle | number;
+
+/**
+ * A bound TCP socket that the master owns and never accepts on: each edge
+ * listens on a copy of it and accepts its own players, so a crowd joining at
+ * once is not serialised through the master's IPC channel (one socket hand-off
+ * per round trip). The kernel spreads connections over the edges that are
+ * ready to accept; a full edge hands a connection back to the master.
+ */
+export async function bindPublicSocket(host: string, port: number): Promise<{ handle: TcpHandle; address: net.AddressInfo }> {
+  const address = net.isIP(host) ? host : (await lookup(host)).address;
+  const family = net.isIPv6(address) ? 6 : 4;
+  const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
+  const handle = create(address, port, family, undefined, 0);
+  const fail = (code: number): never => {
+    const name = getSystemErrorName(code);
+    const why = name === 'EADDRINUSE' ? 'address already in use' : name === 'EACCES' ? 'permission denied' : name;
+    throw new MkvcastError('MKV_ERR_LISTEN', `cannot listen on ${host}:${port}: ${why}`);
+  };
+  if (typeof handle === 'number') return fail(handle);
+  const out: { address?: string; port?: number; family?: string } = {};
+  // libuv defers a bind error until the next call on the socket.
+  const err = handle.getsockname(out);
+  if (err !== 0) {
+    handle.close();
+    return fail(err);
+  }
+  return { handle, address: { address: out.address!, port: out.port!, family: out.family ?? `IPv${family}` } };
+}

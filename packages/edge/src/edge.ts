@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import {
   describeError,
+  LatencyHistogram,
   type EdgeConfig,
   type EdgeStats,
   type HeaderMessage,
@@ -66,6 +67,7 @@ export class Edge {
   readonly #sockets = new Set<Socket>();
   readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0 };
   #received = 0;
+  readonly #latency = new LatencyHistogram();
   #level = { least: 0, margin: Infinity };
   /** Resolves once the source link is up for the first time. */
   readonly connected: Promise<void>;
@@ -109,6 +111,7 @@ export class Edge {
       skips: this.#counters.skips,
       kicked: this.#counters.kicked,
       rejected: this.#rejected,
+      latency: { counts: this.#latency.counts, max: this.#latency.max },
     };
   }
 
@@ -313,9 +316,14 @@ export class Edge {
         return;
       case 'header':
         return this.#onHeader(message);
-      case 'segment':
-        this.#streams.get(message.stream)?.push(message);
+      case 'segment': {
+        const stream = this.#streams.get(message.stream);
+        if (!stream) return;
+        stream.push(message);
+        // Measured after the fan-out: the time to the last player's socket.
+        if (stream.players.size > 0) this.#latency.record(Date.now() - message.sentAt);
         return;
+      }
       case 'end':
         return this.#endStream(message.stream, message.reason === 'error' ? message.message : undefined);
     }

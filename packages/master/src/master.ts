@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+import { LatencyHistogram } from '@mkvcast/shared';
 import type {
   HandBackMessage,
   EdgeConfig,
@@ -306,6 +307,7 @@ export class Master {
       kicked: 0,
       rejected: 0,
       restarts: this.#source.restarts + this.#edges.reduce((n, e) => n + e.child.restarts, 0),
+      latencyMs: { samples: 0, p50: 0, p99: 0, max: 0 },
       streams: this.#sourceStats?.streams ?? [],
       edges: this.#edges.map((e, i) => ({
         edgeId: i + 1,
@@ -314,8 +316,10 @@ export class Master {
         connections: e.connections,
       })),
     };
+    const latency = new LatencyHistogram();
     for (const { stats } of this.#edges) {
       if (!stats) continue;
+      latency.add(stats.latency);
       total.players += stats.players;
       total.bytesOut += stats.bytesOut;
       total.skips += stats.skips;
@@ -325,6 +329,7 @@ export class Master {
         total.playersByStream[name] = (total.playersByStream[name] ?? 0) + n;
       }
     }
+    total.latencyMs = latency.summary();
     return total;
   }
 }

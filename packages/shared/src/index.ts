@@ -10,3 +10,4 @@ export * from './protocol/stream.js';
 export * from './protocol/messages.js';
 export * from './protocol/control.js';
 export * from './ebml/scanner.js';
+export * from './latency.js';

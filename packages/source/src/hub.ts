@@ -93,14 +93,14 @@ export class Hub {
     return true;
   }
 
-  publish(name: string, ts: number, keyframe: boolean, bytes: Uint8Array): void {
+  publish(name: string, ts: number, keyframe: boolean, bytes: Uint8Array, arrivedAt = Date.now()): void {
     const stream = this.#streams.get(name);
     if (!stream) return;
     const entry: RingEntry = { seq: stream.nextSeq++, ts, keyframe, bytes };
     stream.ring.push(entry);
     stream.segments++;
     stream.bytesIn += bytes.length;
-    this.#broadcast(encodeFrame({ type: 'segment', stream: name, sentAt: Date.now(), ...entry }));
+    this.#broadcast(encodeFrame({ type: 'segment', stream: name, sentAt: arrivedAt, ...entry }));
   }
 
   endStream(name: string, reason: 'eof' | 'error', message?: string): void {

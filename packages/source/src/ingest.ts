@@ -111,6 +111,7 @@ export class StreamIngest {
   }
 
   async #onCluster(bytes: Buffer): Promise<void> {
+    const scannedAt = Date.now();
     if (this.#phase === 'header') this.#openHeader();
     const header = this.#header!;
     if (this.#rebase) {
@@ -124,7 +125,7 @@ export class StreamIngest {
       timestampOffset: this.#offset,
       splitInterval: header.videoTrack ? 0 : Math.round((AUDIO_SPLIT_MS * 1e6) / header.timestampScale),
     });
-    for (const piece of pieces) await this.#publish(piece, header);
+    for (const piece of pieces) await this.#publish(piece, header, scannedAt);
   }
 
   #openHeader(): void {
@@ -137,13 +138,17 @@ export class StreamIngest {
     this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);
   }
 
-  async #publish(piece: ClusterPiece, header: LiveHeader): Promise<void> {
+  /**
+   * Publishes a piece when its media time is due. `arrivedAt` (for latency
+   * figures) is when the source had the bytes: read, or released by the pacer.
+   */
+  async #publish(piece: ClusterPiece, header: LiveHeader, scannedAt: number): Promise<void> {
     this.#origin ??= piece.timestamp;
     this.#last = Math.max(this.#last, piece.lastTimestamp);
     const ts = ((piece.timestamp - this.#origin) * header.timestampScale) / 1e6;
-    await this.#pacer.wait(ts, this.#abort.signal).catch(() => undefined);
+    const waited = await this.#pacer.wait(ts, this.#abort.signal).catch(() => false);
     if (this.#abort.signal.aborted) return;
-    this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes);
+    this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes, waited ? Date.now() : scannedAt);
   }
 }
 

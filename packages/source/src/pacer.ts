@@ -16,14 +16,17 @@ export class Pacer {
     this.#enabled = enabled;
   }
 
-  async wait(ts: number, signal?: AbortSignal): Promise<void> {
-    if (!this.#enabled) return;
+  /** Resolves when media time `ts` is due; true when it had to wait for it. */
+  async wait(ts: number, signal?: AbortSignal): Promise<boolean> {
+    if (!this.#enabled) return false;
     const now = performance.now();
     if (this.#t0 === undefined || now - (this.#t0 + ts) > MAX_LAG_MS) {
       this.#t0 = now - ts;
-      return;
+      return false;
     }
     const delay = this.#t0 + ts - now;
-    if (delay > 1) await sleep(delay, undefined, { signal });
+    if (delay <= 1) return false;
+    await sleep(delay, undefined, { signal });
+    return true;
   }
 }

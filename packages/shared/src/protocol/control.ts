@@ -1,3 +1,5 @@
+import type { LatencySummary } from '../latency.js';
+
 /**
  * Control messages between the master and its children, over the IPC channel
  * that fork() opens (JSON; sockets travel beside them as handles).
@@ -53,6 +55,8 @@ export interface EdgeStats {
   skips: number;
   kicked: number;
   rejected: number;
+  /** Source-to-player-socket latency histogram (LatencyHistogram counts). */
+  latency: { counts: number[]; max: number };
 }
 
 /** Edge → master: every player of a stream that ended has been closed. */
@@ -112,6 +116,8 @@ export interface ServerStats {
   kicked: number;
   rejected: number;
   restarts: number;
+  /** ms from the source having a Segment to its write on the last player socket of an edge. */
+  latencyMs: LatencySummary;
   streams: SourceStats['streams'];
   /** Per edge, in edge order: its pid and players. */
   edges: { edgeId: number; pid: number | null; players: number; connections: number }[];

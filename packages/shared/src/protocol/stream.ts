@@ -30,7 +30,7 @@ export interface SegmentMessage {
   ts: number;
   /** A player may start decoding here. */
   keyframe: boolean;
-  /** Wall-clock ms when the source published it, for latency measurement. */
+  /** Wall-clock ms when the source had its bytes (read, or released by pacing): latency is measured from here. */
   sentAt: number;
   bytes: Uint8Array;
 }

@@ -1,0 +1,52 @@
+/**
+ * A latency histogram with 1 ms buckets up to MAX_MS (and one overflow
+ * bucket): fixed memory, mergeable across processes by adding counts.
+ */
+const MAX_MS = 1000;
+
+export interface LatencySummary {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export class LatencyHistogram {
+  readonly counts: number[];
+  #max = 0;
+
+  constructor(counts?: number[], max = 0) {
+    this.counts = counts ?? new Array<number>(MAX_MS + 2).fill(0);
+    this.#max = max;
+  }
+
+  get max(): number {
+    return this.#max;
+  }
+
+  record(ms: number): void {
+    const bucket = ms <= 0 ? 0 : ms > MAX_MS ? MAX_MS + 1 : Math.ceil(ms);
+    this.counts[bucket]!++;
+    if (ms > this.#max) this.#max = ms;
+  }
+
+  add(other: { counts: number[]; max: number }): void {
+    for (let i = 0; i < this.counts.length; i++) this.counts[i]! += other.counts[i] ?? 0;
+    if (other.max > this.#max) this.#max = other.max;
+  }
+
+  /** Percentiles are bucket upper bounds: "p99 ≤ this many ms". */
+  summary(): LatencySummary {
+    const samples = this.counts.reduce((a, b) => a + b, 0);
+    const at = (q: number): number => {
+      const target = Math.ceil(samples * q);
+      let seen = 0;
+      for (let i = 0; i < this.counts.length; i++) {
+        seen += this.counts[i]!;
+        if (seen >= target) return i > MAX_MS ? this.#max : i;
+      }
+      return this.#max;
+    };
+    return { samples, p50: samples ? at(0.5) : 0, p99: samples ? at(0.99) : 0, max: Math.round(this.#max) };
+  }
+}

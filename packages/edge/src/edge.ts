@@ -1,6 +1,10 @@
 import type { Socket } from 'node:net';
 import {
   describeError,
+  simpleResponse,
+  HttpError,
+  RequestHeadReader,
+  type RequestHead,
   LatencyHistogram,
   type EdgeConfig,
   type EdgeStats,
@@ -9,9 +13,8 @@ import {
   type ServerStats,
   type SourceMessage,
 } from '@mkvcast/shared';
-import { HttpError } from './http/errors.js';
-import { RequestHeadReader, type RequestHead } from './http/request.js';
-import { simpleResponse } from './http/responses.js';
+
+
 import { LiveStream } from './liveStream.js';
 import { Player, type PlayerCounters } from './player.js';
 import { SourceLink } from './sourceLink.js';

@@ -1,5 +1,4 @@
-import { SegmentRing, type HeaderMessage, type RingEntry, type RingLimits, type TrackSummary } from '@mkvcast/shared';
-import { contentTypeFor, streamResponseHead } from './http/responses.js';
+import { SegmentRing, contentTypeFor, streamResponseHead, type HeaderMessage, type RingEntry, type RingLimits, type TrackSummary } from '@mkvcast/shared';
 import type { Player } from './player.js';
 
 /**

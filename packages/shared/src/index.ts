@@ -11,3 +11,6 @@ export * from './protocol/messages.js';
 export * from './protocol/control.js';
 export * from './ebml/scanner.js';
 export * from './latency.js';
+export * from './http/errors.js';
+export * from './http/request.js';
+export * from './http/responses.js';

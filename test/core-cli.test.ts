@@ -58,9 +58,10 @@ describe('usage errors: exit 2, one clear line, no stack', () => {
     { why: '--log-level loud', args: (c) => [c, '--log-level', 'loud'], says: /log-level|loud/ },
     { why: '--burst -1', args: (c) => [c, '--burst', '-1'], says: /--burst/ },
     { why: 'a stream name with a slash', args: (c) => [c, '--name', 'a/b'], says: /--name/ },
-    { why: 'two inputs', args: (c) => [c, c], says: /one input/ },
+    { why: 'two unnamed inputs', args: (c) => [c, c], says: /name each one/ },
+    { why: 'two inputs with one name', args: (c) => [`a=${c}`, `a=${c}`], says: /named 'a'/ },
+    { why: 'a tcp input without a port', args: () => ['tcp://127.0.0.1'], says: /not a usable URL/ },
     { why: '--loop with stdin', args: () => ['-', '--loop'], says: /--loop/ },
-    { why: 'no input and stdin not a pipe', args: () => [], says: /no input/ },
   ];
 
   for (const c of cases) {

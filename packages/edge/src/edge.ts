@@ -23,6 +23,14 @@ import { statusPage } from './statusPage.js';
 /** A client has this long to send its request head. */
 const HEAD_TIMEOUT_MS = 10_000;
 const STREAM_PATH = /^\/live\/([^/]+?)(?:\.(?:mkv|webm))?$/;
+const STREAM_METHODS = 'GET, HEAD, PUT, POST';
+
+type Route =
+  | { kind: 'status' }
+  | { kind: 'stats' }
+  | { kind: 'list' }
+  | { kind: 'publish' }
+  | { kind: 'play'; stream: LiveStream | string };
 
 export interface EdgeEvents {
   /** Open connections changed (load reporting). */
@@ -34,6 +42,8 @@ export interface EdgeEvents {
    * edge, with the bytes already read from it and the edges already tried.
    */
   handBack(socket: Socket, received: Buffer, tried: number[]): void;
+  /** A publisher's upload: pass the connection to the source, with the bytes read. */
+  publish(socket: Socket, received: Buffer): void;
 }
 
 /** A request read from a connection, with what is needed to pass it on. */
@@ -52,6 +62,23 @@ interface Request {
 interface Waiting {
   socket: Socket;
   timer: NodeJS.Timeout;
+}
+
+/**
+ * Stops reading a socket for good (it is about to move to another process)
+ * and returns what was read but not consumed. Pausing a stream does not stop
+ * libuv from reading up to the high-water mark, so the read is stopped on the
+ * handle itself, as net.Socket#pause does for sockets with an onread buffer.
+ */
+function stopReading(socket: Socket): Buffer[] {
+  const handle = (socket as unknown as { _handle?: { reading: boolean; readStop(): number } })._handle;
+  if (handle?.reading) {
+    handle.reading = false;
+    handle.readStop();
+  }
+  const buffered: Buffer[] = [];
+  for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
+  return buffered;
 }
 
 /** A player may wait this long for a configured stream to start. */
@@ -149,8 +176,7 @@ export class Edge {
       if (!parsed) return;
       clearTimeout(timer);
       socket.off('data', onData);
-      // Whatever a player sends after its request is read and dropped.
-      socket.on('data', () => undefined);
+      socket.pause();
       this.#route({ socket, head: parsed.head, received: reader.received, tried, handedOver: handoff !== undefined });
     };
     socket.on('data', onData);
@@ -167,34 +193,63 @@ export class Edge {
   #route(request: Request): void {
     const { socket, head } = request;
     try {
-      const stream = this.#streamFor(head);
-      if (stream === 'status') return this.#sendStatus(socket, head);
-      if (stream === 'stats') return this.#send(socket, 200, JSON.stringify(this.#statsBody()), 'application/json');
-      this.#play(request, stream);
+      const route = this.#routeFor(head);
+      if (route.kind !== 'publish') {
+        // Whatever a player sends after its request is read and dropped.
+        socket.on('data', () => undefined);
+        socket.resume();
+      }
+      switch (route.kind) {
+        case 'status':
+          return this.#sendStatus(socket, head);
+        case 'stats':
+          return this.#send(socket, 200, JSON.stringify(this.#statsBody()), 'application/json', {}, head.method !== 'HEAD');
+        case 'list':
+          return this.#send(socket, 200, JSON.stringify(this.#listing()), 'application/json', {}, head.method !== 'HEAD');
+        case 'publish':
+          // The source ingests uploads: the master passes the connection on, with every byte read.
+          return this.#events.publish(socket, Buffer.concat([request.received, ...stopReading(socket)]));
+        case 'play':
+          return this.#play(request, route.stream);
+      }
     } catch (err) {
       this.#fail(socket, err, head.method);
     }
   }
 
-  /** Which stream (or page) a request is for; throws the HttpError that answers it. */
-  #streamFor(head: RequestHead): LiveStream | string | 'status' | 'stats' {
+  /** What a request is for; throws the HttpError that answers it. */
+  #routeFor(head: RequestHead): Route {
     const { method, path } = head;
-    if (method === 'OPTIONS') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
-    const allowed = method === 'GET' || method === 'HEAD';
     const match = STREAM_PATH.exec(path);
     if (match) {
-      if (!allowed) throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
-      return this.#stream(match[1]!);
+      if (method === 'PUT' || method === 'POST') return { kind: 'publish' };
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD to play, PUT or POST to publish', { Allow: STREAM_METHODS });
+      return { kind: 'play', stream: this.#stream(match[1]!) };
     }
-    if (!allowed) throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
-    if (path === '/stats') return 'stats';
+    if (method !== 'GET' && method !== 'HEAD') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
+    if (path === '/stats') return { kind: 'stats' };
+    if (path === '/live/' || path === '/live') return { kind: 'list' };
     if (path === '/' || path === '/index.html') {
       const wantsHtml = (head.headers.get('accept') ?? '').includes('text/html');
       const single = this.#config.defaultStream;
-      if (wantsHtml || single === null) return 'status';
-      return this.#stream(single);
+      if (wantsHtml || single === null) return { kind: 'status' };
+      return { kind: 'play', stream: this.#stream(single) };
     }
     throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no such path: ${path}`);
+  }
+
+  /** Every live stream with its codecs and players (the whole server's count when known). */
+  #listing(): object {
+    const players = this.#serverStats?.playersByStream ?? {};
+    return {
+      streams: [...this.#streams.values()].map((s) => ({
+        name: s.name,
+        url: `/live/${encodeURIComponent(s.name)}`,
+        docType: s.docType,
+        tracks: s.tracks.map(({ number, type, codec }) => ({ number, type, codec })),
+        players: Math.max(players[s.name] ?? 0, s.players.size),
+      })),
+    };
   }
 
   /** A live stream, or the name of a configured one that has not started yet. */

@@ -40,12 +40,12 @@ export class LiveStream {
   }
 
   /**
-   * A header arrived again (reconnect, new source run). The same bytes keep
-   * the players, who resume at the next keyframe; new bytes (new codecs)
-   * return the players that must start afresh.
+   * A header arrived again (reconnect, new source run, publisher back). The
+   * same generation keeps the players, who resume at the next keyframe; a new
+   * generation (new codecs) returns the players that must start afresh.
    */
   replaceHeader(header: HeaderMessage): Player[] {
-    const same = Buffer.compare(Buffer.from(header.bytes), Buffer.from(this.#header.bytes)) === 0;
+    const same = header.generation === this.#header.generation;
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
     this.#discontinuity();

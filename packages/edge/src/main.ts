@@ -46,6 +46,10 @@ function main(): void {
       if (!process.connected) return socket.destroy();
       process.send!({ type: 'full', received: received.toString('latin1'), tried }, socket, { keepOpen: false });
     },
+    publish(socket, received) {
+      if (!process.connected) return socket.destroy();
+      process.send!({ type: 'publish', received: received.toString('latin1') }, socket, { keepOpen: false });
+    },
   });
 
   process.on('message', (message: MasterToEdge, handle?: Socket) => {

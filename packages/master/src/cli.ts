@@ -10,8 +10,9 @@ const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
 function parser(argv: string[]) {
   return yargs(argv)
     .scriptName('master')
-    .usage('$0 [input] [options]\n\nServe a Matroska/WebM stream live over HTTP to many players.\n' +
-      'input: a file path, or - for standard input (read from a pipe when omitted).')
+    .usage('$0 [input | name=input ...] [options]\n\nServe Matroska/WebM streams live over HTTP to many players.\n' +
+      'input: a file, - for standard input (read from a pipe when omitted), an http(s):// URL to pull,\n' +
+      'or tcp://host:port to listen on. With no input, publishers create streams with PUT/POST /live/<name>.')
     .positional('input', { type: 'string', describe: 'file path, or - for stdin' })
     .options({
       edges: { type: 'number', requiresArg: true, default: DEFAULT_EDGES, describe: 'edge processes serving players (default: cores)' },
@@ -20,6 +21,9 @@ function parser(argv: string[]) {
       host: { type: 'string', requiresArg: true, default: '0.0.0.0', describe: 'address to listen on' },
       name: { type: 'string', requiresArg: true, describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
       loop: { type: 'boolean', default: false, describe: 'repeat a file forever, timestamps kept monotonic' },
+      'publish-key': { type: 'string', requiresArg: true, describe: 'key publishers must give (Basic-auth password or ?key=); default: none needed' },
+      grace: { type: 'number', requiresArg: true, default: 10, describe: 'seconds a stream waits for its publisher or upstream to come back; its players stay connected' },
+      'idle-timeout': { type: 'number', requiresArg: true, default: 15, describe: 'seconds of silence after which a publisher or upstream is cut off' },
       realtime: {
         type: 'boolean',
         describe: 'pace the input by its timestamps (default: on for files and stdin redirected from a file, off for pipes)',
@@ -57,12 +61,49 @@ function positive(value: number, name: string): number {
   return value;
 }
 
-/** The input as given, or stdin when it is a pipe or a file. */
-function resolveInput(input: string | undefined): string {
-  if (input !== undefined) return input;
-  const stdin = fstatSync(0);
-  if (stdin.isFIFO() || stdin.isFile() || stdin.isSocket()) return '-';
-  throw new UsageError('no input: give a file, or - for stdin, or pipe a stream in (see --help)');
+/** stdin is a pipe or a file (not a terminal, not closed): `cat x.mkv | master` reads it. */
+function stdinHasData(): boolean {
+  try {
+    const stdin = fstatSync(0);
+    return stdin.isFIFO() || stdin.isFile() || stdin.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+const LIVE_URL = /^(https?|tcp):\/\//i;
+
+/** `name=input` names a stream; a bare input is named by --name, the file's name, or "live". */
+function parseInput(arg: string, nameOption: string | undefined, single: boolean): { name: string; path: string } {
+  const pair = /^([A-Za-z0-9._~-]+)=(.+)$/.exec(arg);
+  if (pair && !LIVE_URL.test(arg)) return { name: pair[1]!, path: pair[2]! };
+  if (!single) throw new UsageError(`with several inputs, name each one: name=${arg}`);
+  if (nameOption) return { name: nameOption, path: arg };
+  if (arg === '-' || LIVE_URL.test(arg)) return { name: 'live', path: arg };
+  return { name: basename(arg, extname(arg)), path: arg };
+}
+
+function inputConfig(arg: string, args: { name?: string; loop: boolean; realtime?: boolean }, single: boolean): InputConfig {
+  const { name, path } = parseInput(arg, args.name, single);
+  if (!NAME.test(name)) {
+    const what = args.name === name ? '--name' : 'stream name';
+    throw new UsageError(`${what} '${name}' may use only letters, digits and . _ ~ -`);
+  }
+  const live = LIVE_URL.test(path);
+  if (live) checkUrl(path);
+  else checkReadable(path);
+  if (args.loop && (path === '-' || live)) throw new UsageError(`--loop needs a file; ${path === '-' ? 'standard input' : path} cannot be repeated`);
+  const paced = live ? false : args.realtime ?? (path !== '-' || fstatSync(0).isFile());
+  return { name, path, paced, loop: args.loop && !live };
+}
+
+function checkUrl(url: string): void {
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol === 'tcp:' && (!parsed.port || parsed.pathname.replace('/', '') !== '')) throw new Error();
+  } catch {
+    throw new UsageError(`not a usable URL: ${url} (http://host/path, https://…, or tcp://host:port)`);
+  }
 }
 
 function checkReadable(path: string): void {
@@ -78,16 +119,18 @@ function checkReadable(path: string): void {
 export async function parseOptions(argv: string[]): Promise<MasterOptions> {
   const args = await parser(argv).parseAsync();
   const positionals = args._.map(String);
-  if (positionals.length > 1) throw new UsageError(`one input at a time, got ${positionals.length}: ${positionals.join(' ')}`);
-  const path = resolveInput(positionals[0]);
-  checkReadable(path);
-  const name = args.name ?? (path === '-' ? 'live' : basename(path, extname(path)));
-  if (!NAME.test(name)) throw new UsageError(`--name '${name}' may use only letters, digits and . _ ~ -`);
-  if (args.loop && path === '-') throw new UsageError('--loop needs a file; standard input cannot be repeated');
-  const paced = args.realtime ?? (path !== '-' || fstatSync(0).isFile());
-  const input: InputConfig = { name, path, paced, loop: args.loop };
+  // No input and nothing piped in: a publish-only server.
+  if (positionals.length === 0 && stdinHasData()) positionals.push('-');
+  const inputs = positionals.map((arg) => inputConfig(arg, args, positionals.length === 1));
+  const names = inputs.map((i) => i.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new UsageError(`two inputs are named '${twice}'`);
+  if (inputs.filter((i) => i.path === '-').length > 1) throw new UsageError('standard input can feed only one stream');
   return {
-    inputs: [input],
+    inputs,
+    publishKey: args['publish-key'] ?? null,
+    graceMs: positive(args.grace, 'grace') * 1000,
+    idleTimeoutMs: positive(args['idle-timeout'], 'idle-timeout') * 1000,
     edges: integer(args.edges, 'edges', 1, 64),
     clientsPerEdge: integer(args['clients-per-edge'], 'clients-per-edge', 1, 100_000),
     host: args.host,
@@ -128,7 +171,8 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
     const address = await master.start();
     const base = `http://${urlHost(address.address)}:${address.port}/`;
     const streams = options.inputs.map((i) => `${base}live/${i.name}`).join(' ');
-    log.info(`listening on ${base} with ${options.edges} edge(s) × ${options.clientsPerEdge} players; stream: ${streams}`);
+    const what = streams ? `stream: ${streams}` : `publish with PUT or POST to ${base}live/<name>`;
+    log.info(`listening on ${base} with ${options.edges} edge(s) × ${options.clientsPerEdge} players; ${what}`);
   } catch (err) {
     log.error(`cannot start: ${describeError(err)}`);
     await master.close(1);

@@ -20,6 +20,9 @@ import { bindPublicSocket, type TcpHandle } from './listenHandle.js';
 
 export interface MasterOptions {
   inputs: InputConfig[];
+  publishKey: string | null;
+  graceMs: number;
+  idleTimeoutMs: number;
   edges: number;
   clientsPerEdge: number;
   host: string;
@@ -37,6 +40,7 @@ const STATS_INTERVAL_MS = 1000;
 /** After the last input ends, players get this long to take the rest before the master exits. */
 const DRAIN_TIMEOUT_MS = 30_000;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
+const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
 const require = createRequire(import.meta.url);
 
@@ -128,6 +132,9 @@ export class Master {
       bufferMs: o.bufferMs,
       bufferBytes: o.bufferBytes,
       edgeBacklogBytes: EDGE_BACKLOG_BYTES,
+      publishKey: o.publishKey,
+      graceMs: o.graceMs,
+      idleTimeoutMs: o.idleTimeoutMs,
       workers: o.workers,
       logLevel: o.logLevel,
     };
@@ -189,7 +196,10 @@ export class Master {
       if (this.#started) slot.child.send({ type: 'listen' }, this.#listener!);
     });
     slot.child.on('message', (message, handle) => {
-      if (message.type === 'full' && handle) {
+      if (message.type === 'publish' && handle) {
+        // Uploads go to the source, which ingests them.
+        if (!this.#source.send(message, handle)) handle.end(UNAVAILABLE);
+      } else if (message.type === 'full' && handle) {
         // Full until it reports again: count it as such.
         slot.players = Math.max(slot.players, o.clientsPerEdge);
         this.#dispatch(handle, message as unknown as HandBackMessage);
@@ -222,7 +232,7 @@ export class Master {
     }
     const message = handedBack ? { type: 'conn', received: handedBack.received, tried: handedBack.tried } : { type: 'conn' };
     if (!best || !best.child.send(message, socket)) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      socket.end(UNAVAILABLE);
       return;
     }
     best.handed++;
@@ -251,6 +261,8 @@ export class Master {
 
   #onEnded(ended: { stream: string; ok: boolean; message?: string }): void {
     const input = this.#options.inputs.find((i) => i.name === ended.stream);
+    // Published streams come and go; only the configured inputs decide when the master is done.
+    if (!input) return;
     if (ended.ok) this.#log.info(`stream '${ended.stream}' ended`);
     else {
       this.#log.error(`${input?.path === '-' ? 'stdin' : input?.path ?? ended.stream}: ${ended.message}`);

@@ -3,8 +3,10 @@ import type { LogLevel } from './log.js';
 /** One input of the source: where bytes come from and under which name they are served. */
 export interface InputConfig {
   name: string;
-  /** A file path, or '-' for standard input. */
+  /** A file path, '-' for standard input, an http(s):// upstream, or tcp://host:port to listen on. */
   path: string;
+  /** More upstream URLs to fail over to, in order (http inputs only). */
+  fallbacks?: string[];
   /** Read in real time (files); stdin is taken as it comes. */
   paced: boolean;
   loop: boolean;
@@ -20,6 +22,12 @@ export interface SourceConfig {
   bufferBytes: number;
   /** Bytes an edge may leave unread before the source drops its connection. */
   edgeBacklogBytes: number;
+  /** Publishers must give this key (Basic-auth password or ?key=); null: no key needed. */
+  publishKey: string | null;
+  /** A stream whose publisher or upstream left waits this long for it to return, ms. */
+  graceMs: number;
+  /** A publisher or upstream silent this long is cut off, ms. */
+  idleTimeoutMs: number;
   /** Use worker threads for per-Cluster work (false: in-process). */
   workers: number;
   logLevel: LogLevel;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import ebml from 'ebml';
 import type { EbmlTag } from 'ebml';
 import {
@@ -84,12 +85,14 @@ function readTracks(tracksElement: Buffer): TrackSummary[] {
     else if (tag.name === 'TrackNumber') current.number = Number(tag.value);
     else if (tag.name === 'TrackType') current.rawType = Number(tag.value);
     else if (tag.name === 'CodecID') current.codec = String(tag.value);
+    else if (tag.name === 'CodecPrivate' && tag.data) current.setup = createHash('sha1').update(tag.data).digest('hex').slice(0, 16);
     else if (tag.name === 'end:TrackEntry') {
       if (!current.number) throw new CorruptStreamError('a TrackEntry has no TrackNumber');
       tracks.push({
         number: current.number,
         type: TRACK_TYPES[current.rawType ?? 0] ?? 'other',
         codec: current.codec ?? 'unknown',
+        setup: current.setup ?? '',
       });
     }
   }

@@ -6,6 +6,7 @@ import {
   PROTOCOL_VERSION,
   SegmentRing,
   encodeFrame,
+  sameTracks,
   type EdgeMessage,
   type HeaderMessage,
   type HelloMessage,
@@ -66,14 +67,20 @@ export class Hub {
     return new Hub(server, config, log);
   }
 
-  /** Sets a stream's header; a different header starts a new generation. False when it is unchanged. */
+  /**
+   * Sets a stream's header. New tracks (codecs, decoder set-up) start a new
+   * generation, whose players must start afresh; a header whose tracks decode
+   * alike (a publisher back, an upstream reconnected) keeps the generation.
+   * False when the bytes are unchanged.
+   */
   openStream(name: string, header: LiveHeader): boolean {
     const existing = this.#streams.get(name);
     if (existing && Buffer.compare(Buffer.from(existing.header.bytes), header.bytes) === 0) return false;
+    const sameGeneration = existing !== undefined && sameTracks(existing.header.tracks, header.tracks);
     const message: HeaderMessage = {
       type: 'header',
       stream: name,
-      generation: (existing?.header.generation ?? 0) + 1,
+      generation: (existing?.header.generation ?? 0) + (sameGeneration ? 0 : 1),
       docType: header.docType,
       tracks: header.tracks,
       bytes: header.bytes,
@@ -87,7 +94,7 @@ export class Hub {
       bytesIn: 0,
     };
     stream.header = message;
-    stream.ring.clear();
+    if (!sameGeneration) stream.ring.clear();
     this.#streams.set(name, stream);
     this.#broadcast(encodeFrame(message));
     return true;

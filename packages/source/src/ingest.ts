@@ -5,7 +5,7 @@ import {
   readId,
   readSize,
   readUint,
-  type InputConfig,
+  describeError,
   type Logger,
   type ScanEvent,
   MatroskaScanner,
@@ -15,6 +15,7 @@ import type { ClusterProcessor } from './clusterPool.js';
 import type { ClusterPiece } from './cluster.js';
 import { Pacer } from './pacer.js';
 import type { Hub } from './hub.js';
+import type { SessionSource } from './inputs/session.js';
 
 /** Audio-only streams are cut about every second so players can join often. */
 const AUDIO_SPLIT_MS = 1000;
@@ -29,7 +30,7 @@ type Phase = 'ebml' | 'header' | 'clusters';
  * monotonic across loops and chained streams, pace, publish.
  */
 export class StreamIngest {
-  readonly #input: InputConfig;
+  readonly #name: string;
   readonly #hub: Hub;
   readonly #processor: ClusterProcessor;
   readonly #log: Logger;
@@ -47,17 +48,20 @@ export class StreamIngest {
   #origin: number | undefined;
   /** Largest output timestamp so far, ticks. */
   #last = 0;
+  /** Clusters ingested, over all sessions. */
+  #clusters = 0;
 
-  constructor(input: InputConfig, hub: Hub, processor: ClusterProcessor, log: Logger) {
-    this.#input = input;
+  /** `paced`: release media in real time (files); live inputs are taken as they come. */
+  constructor(name: string, paced: boolean, hub: Hub, processor: ClusterProcessor, log: Logger) {
+    this.#name = name;
     this.#hub = hub;
     this.#processor = processor;
     this.#log = log;
-    this.#pacer = new Pacer(input.paced);
+    this.#pacer = new Pacer(paced);
   }
 
   get name(): string {
-    return this.#input.name;
+    return this.#name;
   }
 
   /** stop() was called: the input did not end by itself. */
@@ -70,11 +74,34 @@ export class StreamIngest {
   }
 
   /** Resolves at the end of the input; rejects with its error. */
-  async run(openInput: (input: InputConfig) => Readable): Promise<void> {
-    do {
-      await this.#pass(openInput(this.#input));
-      if (this.#header === undefined) throw new CorruptStreamError('the input ended before its first Cluster');
-    } while (this.#input.loop && !this.#abort.signal.aborted);
+  /**
+   * Ingests session after session until the source has no more. Resolves then;
+   * rejects when a session fails and `sessionErrorsEnd` (files, stdin), where
+   * live inputs (publishers, upstreams) only log it and wait for the next.
+   */
+  async run(source: SessionSource, sessionErrorsEnd: boolean): Promise<void> {
+    const signal = this.#abort.signal;
+    const stop = (): void => source.close();
+    signal.addEventListener('abort', stop);
+    try {
+      for (let session = await source.next(signal); session; session = await source.next(signal)) {
+        const clusters = this.#clusters;
+        try {
+          await this.#pass(session.stream);
+          if (this.#clusters === clusters && sessionErrorsEnd) {
+            throw new CorruptStreamError('the input ended before its first Cluster');
+          }
+          session.finish?.();
+        } catch (err) {
+          session.finish?.(err);
+          if (sessionErrorsEnd || signal.aborted) throw err;
+          this.#log.warn(`stream '${this.name}': ${session.label}: ${describeError(err)}`);
+        }
+        if (signal.aborted) return;
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
   }
 
   async #pass(stream: Readable): Promise<void> {
@@ -112,6 +139,7 @@ export class StreamIngest {
 
   async #onCluster(bytes: Buffer): Promise<void> {
     const scannedAt = Date.now();
+    this.#clusters++;
     if (this.#phase === 'header') this.#openHeader();
     const header = this.#header!;
     if (this.#rebase) {

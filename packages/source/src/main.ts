@@ -4,10 +4,10 @@
  * the hub's Unix socket, reports readiness, ends and stats over IPC.
  */
 import { Logger, describeError, type SourceConfig, type SourceToMaster, type MasterToSource } from '@mkvcast/shared';
+import type { Socket } from 'node:net';
 import { createClusterProcessor } from './clusterPool.js';
 import { Hub } from './hub.js';
-import { StreamIngest } from './ingest.js';
-import { openInput } from './input.js';
+import { Source } from './source.js';
 
 const STATS_INTERVAL_MS = 1000;
 
@@ -24,44 +24,31 @@ async function main(): Promise<void> {
 
   const hub = await Hub.listen(config, log);
   const processor = createClusterProcessor(config.workers);
-  const ingests = config.inputs.map((input) => new StreamIngest(input, hub, processor, log));
+  const source = new Source(config, hub, processor, log, send);
 
   const shutdown = async (): Promise<void> => {
-    for (const ingest of ingests) ingest.stop();
+    await source.close();
     await hub.close();
     await processor.close();
     process.exit(0);
   };
   // Inputs start when the master says the port is open, so the first players see the first Cluster.
   let started = false;
-  process.on('message', (message: MasterToSource) => {
-    if (message.type === 'shutdown') void shutdown();
-    else if (message.type === 'start' && !started) {
-      started = true;
-      for (const ingest of ingests) void runIngest(ingest, hub, log);
+  process.on('message', (message: MasterToSource, handle?: Socket) => {
+    switch (message.type) {
+      case 'shutdown':
+        return void shutdown();
+      case 'start':
+        if (!started) void source.start();
+        started = true;
+        return;
+      case 'publish':
+        if (handle) source.publish(handle, Buffer.from(message.received, 'latin1'));
+        return;
     }
   });
-  const stats = setInterval(() => send(hub.stats()), STATS_INTERVAL_MS);
-  stats.unref();
-
+  setInterval(() => send(hub.stats()), STATS_INTERVAL_MS).unref();
   send({ type: 'ready' });
-}
-
-async function runIngest(ingest: StreamIngest, hub: Hub, log: Logger): Promise<void> {
-  try {
-    await ingest.run(openInput);
-    if (ingest.stopped) return;
-    hub.endStream(ingest.name, 'eof');
-    log.info(`stream '${ingest.name}': end of input`);
-    await hub.flushed(10_000);
-    send({ type: 'ended', stream: ingest.name, ok: true });
-  } catch (err) {
-    if (ingest.stopped) return;
-    const message = describeError(err);
-    hub.endStream(ingest.name, 'error', message);
-    await hub.flushed(10_000);
-    send({ type: 'ended', stream: ingest.name, ok: false, message });
-  }
 }
 
 main().catch((err) => {

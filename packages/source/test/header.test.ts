@@ -32,8 +32,8 @@ test('buildLiveHeader: EBML header, unknown-size Segment, Info without Duration,
   assert.equal(header.timestampScale, 1_000_000);
   assert.equal(header.videoTrack, 1);
   assert.deepEqual(header.tracks, [
-    { number: 1, type: 'video', codec: 'V8' },
-    { number: 2, type: 'other', codec: 'unknown' },
+    { number: 1, type: 'video', codec: 'V8', setup: '' },
+    { number: 2, type: 'other', codec: 'unknown', setup: '' },
   ]);
   const segment = b(0x18, 0x53, 0x80, 0x67, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
   const info = withoutChildren(INFO, new Set([MKV_ID.Duration]));

@@ -130,13 +130,20 @@ export type EdgeToMaster =
   | LoadMessage
   | EdgeStats
   | StreamDoneMessage
-  | HandBackMessage;
+  | HandBackMessage
+  | PublishMessage;
 /** Master → source: the port is open; start reading the inputs. */
 export interface StartMessage {
   type: 'start';
 }
 
-export type MasterToSource = StartMessage | ShutdownMessage;
+/** Master → source (and edge → master): a publisher's connection riding as the handle, with the bytes read so far. */
+export interface PublishMessage {
+  type: 'publish';
+  received: string;
+}
+
+export type MasterToSource = StartMessage | ShutdownMessage | PublishMessage;
 export type MasterToEdge =
   | ConnectionMessage
   | ListenMessage

@@ -7,6 +7,20 @@ export interface TrackSummary {
   number: number;
   type: 'video' | 'audio' | 'subtitle' | 'other';
   codec: string;
+  /** A digest of the track's CodecPrivate (decoder set-up), '' when it has none. */
+  setup: string;
+}
+
+/**
+ * Two headers can follow each other in one stream when their tracks decode
+ * alike: same numbers, types, codecs and decoder set-up. (UIDs and titles may
+ * differ: a muxer writes new random UIDs every run.)
+ */
+export function sameTracks(a: readonly TrackSummary[], b: readonly TrackSummary[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((t, i) => t.number === b[i]!.number && t.type === b[i]!.type && t.codec === b[i]!.codec && t.setup === b[i]!.setup)
+  );
 }
 
 /** The live stream header: what every player receives first. */

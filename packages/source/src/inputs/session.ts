@@ -1,0 +1,18 @@
+import type { Readable } from 'node:stream';
+
+/** One input session: one upstream response, one TCP client, one publisher upload. */
+export interface Session {
+  /** Matroska/WebM bytes of this session; ends (or errors) when the session ends. */
+  stream: Readable;
+  /** For logs: "http://host/x (attempt 3)", "tcp client 127.0.0.1:5555". */
+  label: string;
+  /** Called once when the ingest is done with the session, with the error that ended it, if any. */
+  finish?: (error?: unknown) => void;
+}
+
+/** Produces sessions one after another until closed. */
+export interface SessionSource {
+  /** Resolves with the next session, or null when the source is finished for good (closed, or gave up). */
+  next(signal: AbortSignal): Promise<Session | null>;
+  close(): void;
+}

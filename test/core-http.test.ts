@@ -73,12 +73,20 @@ describe('HTTP surface', () => {
     });
   }
 
-  for (const method of ['POST', 'DELETE', 'PUT']) {
-    it(`${method} /live/<name>: 405 with Allow: GET, HEAD`, { timeout: 10_000 }, async () => {
+  for (const method of ['DELETE', 'PATCH', 'OPTIONS']) {
+    it(`${method} /live/<name>: 405 with Allow: GET, HEAD, PUT, POST`, { timeout: 10_000 }, async () => {
       const reply = await request(master.url(`/live/${NAME}`), { method });
       assert.equal(reply.status, 405);
       const allow = String(reply.headers.allow).split(',').map((m) => m.trim());
-      assert.ok(allow.includes('GET') && allow.includes('HEAD'), `Allow: ${reply.headers.allow}`);
+      assert.deepEqual(allow.sort(), ['GET', 'HEAD', 'POST', 'PUT'], `Allow: ${reply.headers.allow}`);
+    });
+  }
+
+  for (const method of ['POST', 'PUT']) {
+    it(`${method} /live/<name> of a configured input: 409, the input keeps playing`, { timeout: 10_000 }, async () => {
+      const reply = await request(master.url(`/live/${NAME}`), { method, body: Buffer.from('not a stream') });
+      assert.equal(reply.status, 409);
+      assert.equal((await request(master.url(`/live/${NAME}`), { method: 'HEAD' })).status, 200);
     });
   }
 

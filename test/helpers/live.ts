@@ -34,7 +34,7 @@ export interface Reply {
 /** One request on a fresh connection, for responses that end (not a live stream's GET). */
 export function request(
   url: string,
-  options: { method?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
+  options: { method?: string; headers?: Record<string, string>; timeoutMs?: number; body?: Buffer } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false });
@@ -58,7 +58,7 @@ export function request(
         reject(err);
       });
     });
-    req.end();
+    req.end(options.body);
   });
 }
 

@@ -1,0 +1,104 @@
+// The bench script runs end to end on a tiny configuration and prints parseable JSON with the
+// fields the performance report relies on. No timing is asserted here: timings live in the
+// benchmark (npm run bench), which is too slow and too machine-dependent for a test.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const BENCH = fileURLToPath(new URL('../bench/bench.js', import.meta.url));
+const RUN_TIMEOUT_MS = 60_000;
+
+interface BenchRun {
+  code: number | null;
+  stderr: string;
+  /** Every stdout line that is a JSON object, parsed. */
+  json: Record<string, unknown>[];
+}
+
+function runBench(args: string[]): Promise<BenchRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    // SIGTERM lets the bench stop its servers; the test fails on the missing exit code.
+    const timer = setTimeout(() => child.kill('SIGTERM'), RUN_TIMEOUT_MS);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      const json = stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      resolve({ code, stderr, json });
+    });
+  });
+}
+
+const isNumber = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
+const isNumberOrNull = (x: unknown): boolean => x === null || isNumber(x);
+
+function checkRun(run: Record<string, unknown>, why: string): void {
+  assert.equal(run['error'], undefined, `${why}: ${String(run['error'])}`);
+  for (const key of ['players', 'deliveredGbps', 'serverCpuPct', 'peakRssMB', 'idleRssMB', 'perPlayerRssBytes', 'loadgenCpuPct']) {
+    assert.ok(isNumber(run[key]), `${why}: ${key} = ${String(run[key])}`);
+  }
+  assert.ok(isNumberOrNull(run['keptUp']), why);
+  assert.ok(isNumberOrNull(run['serverCpuSecondsPerGbit']), why);
+  assert.equal(typeof run['loadgenSaturated'], 'boolean', why);
+  const ttfb = run['ttfbMs'] as Record<string, unknown>;
+  assert.ok(isNumberOrNull(ttfb['p50']) && isNumberOrNull(ttfb['p99']), why);
+  assert.equal(run['ok200'], run['players'], `${why}: every player got a 200`);
+}
+
+function runsAndSummary(result: BenchRun): { runs: Record<string, unknown>[]; summary: Record<string, unknown> } {
+  assert.equal(result.code, 0, result.stderr);
+  const summary = result.json.at(-1)!;
+  assert.equal(summary['type'], 'summary', result.stderr);
+  return { runs: result.json.filter((j) => j['type'] === 'run'), summary };
+}
+
+describe('npm run bench', { concurrency: true }, () => {
+  it('--tiny measures mkvcast alone and prints a JSON line per run and a summary', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
+    const { runs, summary } = runsAndSummary(await runBench(['--tiny']));
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0]!['server'], 'mkvcast');
+    checkRun(runs[0]!, 'mkvcast');
+    assert.equal(summary['vs'], null);
+    assert.deepEqual(summary['ratios'], []);
+    assert.deepEqual(summary['failed'], []);
+  });
+
+  it('--tiny --vs icecast measures Icecast too, or says why not', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
+    const { runs, summary } = runsAndSummary(await runBench(['--tiny', '--vs', 'icecast']));
+    for (const run of runs) checkRun(run, String(run['server']));
+    if (summary['vs'] === null) {
+      // No icecast2 here (or no icecast:// in ffmpeg): mkvcast alone, and the reason given.
+      assert.equal(typeof summary['vsSkipped'], 'string');
+      assert.deepEqual(runs.map((r) => r['server']), ['mkvcast']);
+      return;
+    }
+    assert.deepEqual(runs.map((r) => r['server']), ['mkvcast', 'icecast']);
+    assert.ok(isNumber(runs[1]!['publisherCpuPct']), 'the publisher is reported apart');
+    const ratios = summary['ratios'] as Record<string, unknown>[];
+    assert.equal(ratios.length, 1);
+    for (const key of ['keptUp', 'deliveredGbps', 'cpuSecondsPerGbit', 'peakRss', 'perPlayerRss', 'ttfbP50', 'ttfbP99', 'loadgenCpu']) {
+      assert.ok(key in ratios[0]!, `ratio ${key} missing`);
+    }
+  });
+
+  it('--ingest --tiny reports scanner, segmenter and IPC speeds', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
+    const result = await runBench(['--ingest', '--tiny']);
+    assert.equal(result.code, 0, result.stderr);
+    const line = result.json.find((j) => j['type'] === 'ingest');
+    assert.ok(line, result.stderr);
+    for (const key of ['scannerMBps', 'scannerSegmenterMBps']) assert.ok(isNumber(line[key]) && (line[key] as number) > 0, key);
+    const input = line['input'] as Record<string, unknown>;
+    assert.ok((input['clusters'] as number) > 0);
+    const ipc = line['ipc'] as Record<string, unknown>[];
+    assert.deepEqual(ipc.map((r) => r['segmentBytes']), [256 * 1024, 1024 * 1024]);
+    for (const r of ipc) assert.ok(isNumber(r['gbps']) && (r['gbps'] as number) > 0);
+  });
+});

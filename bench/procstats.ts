@@ -107,3 +107,22 @@ export function cpuDelta(before: TreeSample, after: TreeSample): number {
   }
   return total;
 }
+
+export interface MachineCpu {
+  /** Seconds all cores spent busy since boot: everything but idle, iowait and softirq. */
+  busyS: number;
+  /**
+   * Seconds in softirq, apart: loopback TCP delivery runs there and is charged to no process,
+   * so it belongs to whoever moves the bytes, not to the machine's other users.
+   */
+  softirqS: number;
+}
+
+/** The machine's CPU time so far, from the first line of /proc/stat. */
+export function machineCpu(): MachineCpu {
+  const line = readOrNull('/proc/stat')?.split('\n', 1)[0] ?? '';
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user)
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return { busyS: 0, softirqS: 0 };
+  return { busyS: (f[0]! + f[1]! + f[2]! + f[5]! + f[7]!) / CLK_TCK, softirqS: f[6]! / CLK_TCK };
+}

@@ -1,0 +1,204 @@
+// One fan-out measurement: a flash crowd from the load generator (a separate process) against a
+// running server, with the server's CPU and memory sampled from /proc around the window.
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { sleep, spawnTracked, stopChild } from './children.js';
+import type { LoadReport } from './loadgen.js';
+import { cpuDelta, machineCpu, sample } from './procstats.js';
+import type { MachineCpu } from './procstats.js';
+import type { TreeSample } from './procstats.js';
+import type { FanoutSettings, ServerName, ServerUnderTest } from './server.js';
+
+const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
+const RSS_POLL_MS = 250;
+/** Idle RSS: the mean of this many samples, RSS_POLL_MS apart, at the end of the warm-up. */
+const IDLE_SAMPLES = 5;
+/** Past the planned end of the load generator's run, kill it. */
+const LOADGEN_GRACE_MS = 60_000;
+/** Load generator CPU (share of one core) past which it may be what limits the figures. */
+export const LOADGEN_SATURATED = 0.9;
+const MiB = 1024 * 1024;
+
+export interface FanoutResult {
+  server: ServerName;
+  players: number;
+  ok200: number;
+  errors: number;
+  errorCodes: Record<string, number>;
+  closedEarly: number;
+  /** Players that never got a body byte. */
+  noBody: number;
+  /** Players that received ≥ 90 % of the stream rate over the window. */
+  keptUp: number | null;
+  deliveredGbps: number;
+  /** All server processes, share of one core over the window, in %. */
+  serverCpuPct: number;
+  serverCpuSecondsPerGbit: number | null;
+  peakRssMB: number;
+  /** Mean RSS at the end of the warm-up, before the crowd. */
+  idleRssMB: number;
+  /** Mean RSS over the measuring window, every player connected (one sample would be GC noise). */
+  rssAtNMB: number;
+  /** (RSS at N − idle RSS) / N. */
+  perPlayerRssBytes: number;
+  ttfbMs: { p50: number | null; p99: number | null; max: number | null };
+  loadgenCpuPct: number;
+  loadgenSaturated: boolean;
+  /**
+   * CPU of everything else on the machine during the window (% of one core): not the server,
+   * its publisher or the load generator. High values mean the figures are disturbed.
+   */
+  otherCpuPct: number;
+  /** Softirq time of the whole machine in the window (% of one core): mostly loopback TCP delivery. */
+  softirqCpuPct: number;
+  /** Icecast only: the ffmpeg publisher's CPU, not counted as the server's. */
+  publisherCpuPct?: number;
+  /** mkvcast only, when its /stats reports it: source → player socket. */
+  latencyMs?: unknown;
+  windowS: number;
+  details: Record<string, unknown>;
+}
+
+interface LoadRun {
+  report: LoadReport;
+  before: TreeSample;
+  after: TreeSample;
+  pubBefore: TreeSample;
+  pubAfter: TreeSample;
+  /** The machine's CPU time at the window's start and end. */
+  machineBefore: MachineCpu;
+  machineAfter: MachineCpu;
+  /** This orchestrator's own CPU seconds in the window (its /proc sampling), not a disturbance. */
+  selfS: number;
+  peakRssBytes: number;
+  /** Mean of the RSS samples taken inside the window. */
+  windowRssBytes: number;
+  reported: Record<string, unknown>;
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+export async function measureFanout(
+  server: ServerUnderTest,
+  players: number,
+  s: FanoutSettings,
+  details: Record<string, unknown>,
+): Promise<FanoutResult> {
+  await sleep(Math.max(0, s.warmupS * 1000 - IDLE_SAMPLES * RSS_POLL_MS));
+  const down = server.failure();
+  if (down !== null) throw new Error(`${down} before the crowd came`);
+  const idle = await meanRss(server, IDLE_SAMPLES);
+  const run = await runLoad(server, players, s);
+  const died = server.failure();
+  if (died !== null) throw new Error(`${died} during the run`);
+  return summarize(server.name, players, idle, run, details);
+}
+
+async function meanRss(server: ServerUnderTest, n: number): Promise<number> {
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    if (i > 0) await sleep(RSS_POLL_MS);
+    sum += sample(server.serverPids()).rssBytes;
+  }
+  return sum / n;
+}
+
+function summarize(name: ServerName, players: number, idleRss: number, run: LoadRun, details: Record<string, unknown>): FanoutResult {
+  const { report, before, after } = run;
+  const sampledS = (after.atMs - before.atMs) / 1000;
+  const serverCpuS = cpuDelta(before, after);
+  const gigabits = (report.windowBytes * 8) / 1e9;
+  const loadgenS = report.cpuWindow.userS + report.cpuWindow.systemS;
+  const loadgenShare = loadgenS / report.windowS;
+  const publisherS = cpuDelta(run.pubBefore, run.pubAfter);
+  const { machineBefore: m0, machineAfter: m1 } = run;
+  const otherS = Math.max(0, m1.busyS - m0.busyS - serverCpuS - publisherS - loadgenS - run.selfS);
+  const result: FanoutResult = {
+    server: name,
+    players,
+    ok200: report.ok200,
+    errors: report.errors,
+    errorCodes: report.errorCodes,
+    closedEarly: report.closedEarly,
+    noBody: report.noBody,
+    keptUp: report.keptUp,
+    deliveredGbps: report.gbps,
+    serverCpuPct: round1((serverCpuS / sampledS) * 100),
+    serverCpuSecondsPerGbit: gigabits > 0 ? Math.round((serverCpuS / gigabits) * 1000) / 1000 : null,
+    peakRssMB: round1(Math.max(run.peakRssBytes, after.rssBytes) / MiB),
+    idleRssMB: round1(idleRss / MiB),
+    rssAtNMB: round1(run.windowRssBytes / MiB),
+    perPlayerRssBytes: Math.round((run.windowRssBytes - idleRss) / players),
+    ttfbMs: report.ttfbMs,
+    loadgenCpuPct: round1(loadgenShare * 100),
+    loadgenSaturated: loadgenShare >= LOADGEN_SATURATED,
+    otherCpuPct: round1((otherS / sampledS) * 100),
+    softirqCpuPct: round1(((m1.softirqS - m0.softirqS) / sampledS) * 100),
+    windowS: report.windowS,
+    details: { ...details, status: report.status, burstBytes: report.burstBytes, timedOut: report.timedOut },
+  };
+  if (run.pubAfter.perPid.size > 0) result.publisherCpuPct = round1((publisherS / sampledS) * 100);
+  if (run.reported['latencyMs'] !== undefined) result.latencyMs = run.reported['latencyMs'];
+  return result;
+}
+
+/** Runs the load generator, sampling the server (and its publisher) as its window opens and closes. */
+function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): Promise<LoadRun> {
+  const args = [
+    LOADGEN, '--url', server.url, '--players', String(players), '--join-ms', String(s.joinMs),
+    '--duration-s', String(s.durationS), '--rate-bps', String(Math.round(s.rateBps)),
+  ];
+  const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let errText = '';
+  let before: TreeSample | null = null;
+  let after: TreeSample | null = null;
+  let pubBefore: TreeSample | null = null;
+  let pubAfter: TreeSample | null = null;
+  let machineBefore: MachineCpu = { busyS: 0, softirqS: 0 };
+  let machineAfter: MachineCpu = { busyS: 0, softirqS: 0 };
+  let selfBefore = process.cpuUsage();
+  let selfS = 0;
+  let reported: Promise<Record<string, unknown>> = Promise.resolve({});
+  let peakRssBytes = 0;
+  let windowRss = { sum: 0, n: 0 };
+  const poll = setInterval(() => {
+    const rss = sample(server.serverPids()).rssBytes;
+    peakRssBytes = Math.max(peakRssBytes, rss);
+    if (before !== null && after === null) windowRss = { sum: windowRss.sum + rss, n: windowRss.n + 1 };
+  }, RSS_POLL_MS);
+  const limit = setTimeout(() => void stopChild(child, 1000), s.joinMs + s.durationS * 1000 + LOADGEN_GRACE_MS);
+  child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (line === 'loadgen: window start') {
+      machineBefore = machineCpu();
+      selfBefore = process.cpuUsage();
+      before = sample(server.serverPids());
+      pubBefore = sample(server.publisherPids());
+    } else if (line === 'loadgen: window end') {
+      after = sample(server.serverPids());
+      pubAfter = sample(server.publisherPids());
+      machineAfter = machineCpu();
+      const self = process.cpuUsage(selfBefore);
+      selfS = (self.user + self.system) / 1e6;
+      reported = server.windowEnd().catch(() => ({}));
+    } else {
+      errText = (errText + line + '\n').slice(-4000);
+    }
+  });
+  return new Promise<LoadRun>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearInterval(poll);
+      clearTimeout(limit);
+      const line = stdout.trim().split('\n').at(-1) ?? '';
+      if (before === null || after === null || pubBefore === null || pubAfter === null || line === '') {
+        reject(new Error(`loadgen failed (exit ${code}): ${errText}`));
+        return;
+      }
+      const windowRssBytes = windowRss.n > 0 ? windowRss.sum / windowRss.n : (after as TreeSample).rssBytes;
+      const samples = { before, after, pubBefore, pubAfter, machineBefore, machineAfter, selfS, windowRssBytes };
+      void reported.then((r) => resolve({ report: JSON.parse(line) as LoadReport, ...samples, peakRssBytes, reported: r }));
+    });
+  });
+}

@@ -1,0 +1,109 @@
+// Command line of `npm run bench`.
+//
+//   node build/bench/bench.js [--vs icecast] [--players 1000,2000,4000] [--edges 2]
+//        [--duration-s 10] [--join-ms 1000] [--warmup-s 3] [--clients-per-edge N]
+//        [--clip file.webm] [--master path/to/master.js] [--icecast-bin path] [--tiny] [--verbose]
+//   node build/bench/bench.js --ingest [--ingest-mb 256] [--runs 5] [--ingest-input file.mkv] [--tiny]
+import { parseArgs } from 'node:util';
+import { DEFAULT_MASTER } from './mkvcast.js';
+
+const MAX_PLAYERS = 20_000;
+
+export interface FanoutOptions {
+  mode: 'fanout';
+  vs: 'icecast' | null;
+  players: number[];
+  edges: number;
+  durationS: number;
+  joinMs: number;
+  warmupS: number;
+  clientsPerEdge: number | null;
+  clip: string | null;
+  master: string;
+  icecastBin: string | null;
+  tiny: boolean;
+  verbose: boolean;
+}
+
+export interface IngestOptions {
+  mode: 'ingest';
+  /** Bytes pushed through the scanner per timed run (the input is fed as often as needed). */
+  ingestBytes: number;
+  /** Bytes sent per IPC run. */
+  ipcBytes: number;
+  runs: number;
+  input: string | null;
+  tiny: boolean;
+  verbose: boolean;
+}
+
+export type Options = FanoutOptions | IngestOptions;
+
+export class UsageError extends Error {}
+
+function num(v: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}]`);
+  return n;
+}
+
+export function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      vs: { type: 'string' },
+      players: { type: 'string' },
+      edges: { type: 'string' },
+      'duration-s': { type: 'string' },
+      'join-ms': { type: 'string' },
+      'warmup-s': { type: 'string' },
+      'clients-per-edge': { type: 'string' },
+      clip: { type: 'string' },
+      master: { type: 'string' },
+      'icecast-bin': { type: 'string' },
+      ingest: { type: 'boolean', default: false },
+      'ingest-mb': { type: 'string' },
+      'ipc-mb': { type: 'string' },
+      runs: { type: 'string' },
+      'ingest-input': { type: 'string' },
+      tiny: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+    },
+  });
+  const tiny = values.tiny === true;
+  const verbose = values.verbose === true;
+  if (values.ingest === true) {
+    const MB = 1024 * 1024;
+    return {
+      mode: 'ingest',
+      ingestBytes: num(values['ingest-mb'], 'ingest-mb', tiny ? 4 : 256, 1, 65536) * MB,
+      ipcBytes: num(values['ipc-mb'], 'ipc-mb', tiny ? 8 : 1024, 1, 65536) * MB,
+      runs: Math.floor(num(values.runs, 'runs', tiny ? 1 : 5, 1, 50)),
+      input: values['ingest-input'] ?? null,
+      tiny,
+      verbose,
+    };
+  }
+  if (values.vs !== undefined && values.vs !== 'icecast') throw new UsageError(`--vs: only icecast is supported, not ${values.vs}`);
+  const vs = values.vs === 'icecast' ? 'icecast' : null;
+  const defaultPlayers = tiny ? '20' : vs === 'icecast' ? '1000,2000,4000' : '1000,4000';
+  const players = (values.players ?? defaultPlayers).split(',').map((s) => Math.floor(num(s.trim(), 'players', 0, 1, MAX_PLAYERS)));
+  const cpe = values['clients-per-edge'];
+  return {
+    mode: 'fanout',
+    vs,
+    players,
+    edges: Math.floor(num(values.edges, 'edges', 2, 1, 64)),
+    durationS: num(values['duration-s'], 'duration-s', tiny ? 2 : 10, 1, 600),
+    joinMs: num(values['join-ms'], 'join-ms', tiny ? 500 : 1000, 0, 60_000),
+    warmupS: num(values['warmup-s'], 'warmup-s', tiny ? 1 : 3, 0, 60),
+    clientsPerEdge: cpe === undefined ? null : Math.floor(num(cpe, 'clients-per-edge', 0, 1, MAX_PLAYERS)),
+    clip: values.clip ?? null,
+    master: values.master ?? DEFAULT_MASTER,
+    icecastBin: values['icecast-bin'] ?? null,
+    tiny,
+    verbose,
+  };
+}

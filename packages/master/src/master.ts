@@ -254,8 +254,9 @@ export class Master {
     const least = Math.min(...ready.map((e) => this.#load(e)));
     if (least === this.#least) return;
     this.#least = least;
-    // Exact while edges are small; a crowd on big edges mostly stays on the fast path.
-    const margin = Math.max(1, Math.ceil(this.#options.clientsPerEdge / 50));
+    // Exact while edges are small; on big edges a crowd, which the kernel already spreads
+    // within a few percent, stays on the fast path instead of queueing for the IPC hand-off.
+    const margin = Math.max(1, Math.floor(this.#options.clientsPerEdge / 10));
     for (const slot of ready) slot.child.send({ type: 'level', least, margin });
   }
 

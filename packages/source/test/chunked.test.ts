@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS, bodyStream } from '../src/inputs/chunked.js';
 
 const ascii = (text: string): Buffer => Buffer.from(text, 'latin1');
@@ -234,11 +234,12 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(pieces);
 }
 
-/** What arrives on `socket` within `ms` (the socket must be paused or fresh). */
+/** What arrives on `socket` within `ms`, its buffer included. */
 async function readFor(socket: Socket, ms: number): Promise<Buffer> {
   const pieces: Buffer[] = [];
   const onData = (piece: Buffer): void => void pieces.push(piece);
   socket.on('data', onData);
+  socket.resume(); // bodyStream hands the socket back paused
   await new Promise((resolve) => setTimeout(resolve, ms));
   socket.off('data', onData);
   socket.pause();
@@ -331,7 +332,7 @@ test('bodyStream: a reset connection errors the body', async (t) => {
 test('bodyStream: a slow reader pauses the socket and bounds what is buffered', async (t) => {
   const { server, client } = await socketPair();
   t.after(() => (server.destroy(), client.destroy()));
-  const total = 8 * 1024 * 1024;
+  const total = 32 * 1024 * 1024; // more than loopback's kernel buffers absorb
   const highWaterMark = 16 * 1024;
   const body = bodyStream(server, Buffer.alloc(0), { length: total }, { highWaterMark });
   const payload = Buffer.alloc(total, 0x61);
@@ -360,4 +361,8 @@ test('bodyStream: destroying the body leaves the socket open and paused', async 
   assert.equal(server.destroyed, false);
   assert.equal(server.isPaused(), true);
   assert.equal(server.listenerCount('data'), 0);
+});
+
+test('bodyStream: a length that is not a byte count is refused at once', () => {
+  for (const length of [-1, 1.5, Number.NaN, 2 ** 60]) assert.throws(() => bodyStream(new PassThrough(), Buffer.alloc(0), { length }), RangeError);
 });

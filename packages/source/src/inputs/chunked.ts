@@ -103,10 +103,10 @@ export class ChunkedDecoder {
   #step(byte: number): void {
     switch (this.#state) {
       case 'size':
-        this.#countLine();
+        this.#countLine(byte);
         return this.#sizeByte(byte);
       case 'ext':
-        this.#countLine();
+        this.#countLine(byte);
         if (byte === CR) this.#state = 'sizeLf';
         else if (byte === LF) throw new ChunkedEncodingError('chunk-size line ends in LF without CR');
         else if (isControl(byte)) throw new ChunkedEncodingError(`control byte ${describeByte(byte)} in a chunk extension`);
@@ -171,8 +171,9 @@ export class ChunkedDecoder {
     }
   }
 
-  #countLine(): void {
-    if (++this.#lineLength > MAX_CHUNK_LINE) throw new ChunkedEncodingError(`chunk-size line longer than ${MAX_CHUNK_LINE} bytes`);
+  /** The CR that ends the line is not part of it. */
+  #countLine(byte: number): void {
+    if (byte !== CR && ++this.#lineLength > MAX_CHUNK_LINE) throw new ChunkedEncodingError(`chunk-size line longer than ${MAX_CHUNK_LINE} bytes`);
   }
 }
 
@@ -193,6 +194,9 @@ export interface BodyStreamOptions {
  * ChunkedEncodingError; a connection that ends early, with an UploadTruncatedError.
  */
 export function bodyStream(socket: Readable, firstBytes: Buffer, framing: BodyFraming, options: BodyStreamOptions = {}): Readable {
+  if ('length' in framing && !(Number.isSafeInteger(framing.length) && framing.length >= 0)) {
+    throw new RangeError(`bad body length ${framing.length}`);
+  }
   return new BodyStream(socket, firstBytes, framing, options);
 }
 

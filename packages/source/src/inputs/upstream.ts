@@ -125,7 +125,8 @@ export class UpstreamSource implements SessionSource {
       }
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      if (!this.#closed) this.#log(`upstream ${start.href} (attempt ${attempt}): ${describeError(err)}`);
+      const where = url.href === start.href ? start.href : `${start.href} → ${url.href}`;
+      if (!this.#closed) this.#log(`upstream ${where} (attempt ${attempt}): ${describeError(err)}`);
       return undefined;
     }
   }

@@ -27,7 +27,7 @@ export interface ClusterJob {
   videoTrack: number;
   /** Ticks (TimestampScale units) added to every Cluster Timestamp written, for looping. */
   timestampOffset: number;
-  /** Audio-only: start a new piece at the first block at or past pieceStart + this; 0 = never. */
+  /** Start a new piece at the first block at or past its piece start + this many ticks; 0 = only at keyframes. */
   splitInterval: number;
 }
 
@@ -262,29 +262,28 @@ function addBlockGroup(index: ClusterIndex, bytes: Uint8Array, childPos: number,
 // ---------------------------------------------------------------- splitting
 
 /**
- * Blocks before which a new piece should start, in order. With video: every
- * video keyframe after the Cluster's first video block (every piece then
- * holds video before its next keyframe). Audio-only: every `splitInterval`
- * ticks, counted from the piece's own start.
+ * Blocks before which a new piece should start, in order: every video
+ * keyframe that is not the first video block of its piece (so a piece that
+ * starts on video starts on a keyframe), and, when `splitInterval` is set,
+ * the first block `splitInterval` ticks or more past its piece's start (short
+ * pieces keep the fan-out and the pacing smooth; audio-only streams get a
+ * join point that often).
  */
 function splitCandidates(index: ClusterIndex, job: ClusterJob): number[] {
   const { blockTrack, blockKey, blockRel } = index;
   const candidates: number[] = [];
-  if (job.videoTrack !== 0) {
-    let seenVideo = false;
-    for (let b = 0; b < blockTrack.length; b++) {
-      if (blockTrack[b] !== job.videoTrack) continue;
-      if (seenVideo && blockKey[b]) candidates.push(b);
-      seenVideo = true;
+  let pieceStart = blockRel[0] ?? 0;
+  let seenVideo = false;
+  for (let b = 0; b < blockTrack.length; b++) {
+    const video = job.videoTrack !== 0 && blockTrack[b] === job.videoTrack;
+    const byKey = video && blockKey[b] === true && seenVideo;
+    const byTime = job.splitInterval > 0 && b > 0 && blockRel[b]! >= pieceStart + job.splitInterval;
+    if (byKey || byTime) {
+      candidates.push(b);
+      pieceStart = blockRel[b]!;
+      seenVideo = false;
     }
-  } else if (job.splitInterval > 0) {
-    let pieceStart = 0;
-    for (let b = 1; b < blockRel.length; b++) {
-      if (blockRel[b]! >= pieceStart + job.splitInterval) {
-        candidates.push(b);
-        pieceStart = blockRel[b]!;
-      }
-    }
+    if (video) seenVideo = true;
   }
   return candidates;
 }

@@ -19,6 +19,12 @@ import type { SessionSource } from './inputs/session.js';
 
 /** Audio-only streams are cut about every second so players can join often. */
 const AUDIO_SPLIT_MS = 1000;
+/**
+ * Streams with video are cut at least this often (between keyframes too): a
+ * muxer's 1–5 s Clusters would otherwise reach every player in one burst,
+ * which delays the last player's copy and makes the pacing lumpy.
+ */
+const VIDEO_SPLIT_MS = 250;
 /** Gap put between the last frame of one pass (or upstream session) and the next, ms. */
 const REBASE_GAP_MS = 40;
 
@@ -151,7 +157,7 @@ export class StreamIngest {
       bytes,
       videoTrack: header.videoTrack,
       timestampOffset: this.#offset,
-      splitInterval: header.videoTrack ? 0 : Math.round((AUDIO_SPLIT_MS * 1e6) / header.timestampScale),
+      splitInterval: Math.round(((header.videoTrack ? VIDEO_SPLIT_MS : AUDIO_SPLIT_MS) * 1e6) / header.timestampScale),
     });
     for (const piece of pieces) await this.#publish(piece, header, scannedAt);
   }

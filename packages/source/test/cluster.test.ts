@@ -303,6 +303,15 @@ test('a mid-Cluster video keyframe starts a second piece with rebased block time
   ]).toString('hex'));
 });
 
+test('with video, splitInterval also cuts long pieces; only pieces opening on a keyframe are start points', () => {
+  // MID_GOP blocks at rel 0 (V key), 10 (A), 33 (V), 40 (A), 66 (V key), 70 (A), 100 (V).
+  const { pieces, parsed } = run(MID_GOP, { splitInterval: 30 });
+  // 30 ticks: cut before rel 33 (time), 66 (keyframe, and time), 100 (time).
+  assert.deepEqual(pieces.map((p) => p.timestamp), [1000, 1033, 1066, 1100]);
+  assert.deepEqual(pieces.map((p) => p.keyframe), [true, false, true, false]);
+  assert.deepEqual(parsed.map(rels), [[0, 10], [0, 7], [0, 4], [0]]);
+});
+
 test('audio before the first video keyframe needs no split', () => {
   const { pieces, parsed } = run(AUDIO_FIRST);
   assert.equal(pieces.length, 1);

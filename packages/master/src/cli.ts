@@ -1,5 +1,5 @@
 import { accessSync, constants, fstatSync, statSync } from 'node:fs';
-import { basename, extname } from 'node:path';
+import { basename, delimiter, extname, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { LOG_LEVELS, Logger, UsageError, describeError, type InputConfig, type LogLevel } from '@mkvcast/shared';
@@ -21,6 +21,7 @@ function parser(argv: string[]) {
       host: { type: 'string', requiresArg: true, default: '0.0.0.0', describe: 'address to listen on' },
       name: { type: 'string', requiresArg: true, describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
       loop: { type: 'boolean', default: false, describe: 'repeat a file forever, timestamps kept monotonic' },
+      ffmpeg: { type: 'string', requiresArg: true, describe: 'ffmpeg used to remux MPEG-TS, FLV or MP4 inputs to Matroska (default: ffmpeg on PATH, if any)' },
       'publish-key': { type: 'string', requiresArg: true, describe: 'key publishers must give (Basic-auth password or ?key=); default: none needed' },
       grace: { type: 'number', requiresArg: true, default: 10, describe: 'seconds a stream waits for its publisher or upstream to come back; its players stay connected' },
       'idle-timeout': { type: 'number', requiresArg: true, default: 15, describe: 'seconds of silence after which a publisher or upstream is cut off' },
@@ -59,6 +60,21 @@ function integer(value: number, name: string, min: number, max: number): number 
 function positive(value: number, name: string): number {
   if (!Number.isFinite(value) || value < 0) throw new UsageError(`--${name} must be a number ≥ 0, not ${value}`);
   return value;
+}
+
+/** The first executable `name` in PATH, or null. */
+function findOnPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
 
 /** stdin is a pipe or a file (not a terminal, not closed): `cat x.mkv | master` reads it. */
@@ -129,6 +145,7 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
   return {
     inputs,
     publishKey: args['publish-key'] ?? null,
+    ffmpeg: args.ffmpeg ?? findOnPath('ffmpeg'),
     graceMs: positive(args.grace, 'grace') * 1000,
     idleTimeoutMs: positive(args['idle-timeout'], 'idle-timeout') * 1000,
     edges: integer(args.edges, 'edges', 1, 64),

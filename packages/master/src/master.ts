@@ -21,6 +21,7 @@ import { bindPublicSocket, type TcpHandle } from './listenHandle.js';
 export interface MasterOptions {
   inputs: InputConfig[];
   publishKey: string | null;
+  ffmpeg: string | null;
   graceMs: number;
   idleTimeoutMs: number;
   edges: number;
@@ -133,6 +134,7 @@ export class Master {
       bufferBytes: o.bufferBytes,
       edgeBacklogBytes: EDGE_BACKLOG_BYTES,
       publishKey: o.publishKey,
+      ffmpeg: o.ffmpeg,
       graceMs: o.graceMs,
       idleTimeoutMs: o.idleTimeoutMs,
       workers: o.workers,

@@ -16,6 +16,7 @@ import type { ClusterPiece } from './cluster.js';
 import { Pacer } from './pacer.js';
 import type { Hub } from './hub.js';
 import type { SessionSource } from './inputs/session.js';
+import { matroskaBytes } from './inputs/remux.js';
 
 /** Audio-only streams are cut about every second so players can join often. */
 const AUDIO_SPLIT_MS = 1000;
@@ -37,6 +38,7 @@ type Phase = 'ebml' | 'header' | 'clusters';
  */
 export class StreamIngest {
   readonly #name: string;
+  readonly #ffmpeg: string | null;
   readonly #hub: Hub;
   readonly #processor: ClusterProcessor;
   readonly #log: Logger;
@@ -57,9 +59,13 @@ export class StreamIngest {
   /** Clusters ingested, over all sessions. */
   #clusters = 0;
 
-  /** `paced`: release media in real time (files); live inputs are taken as they come. */
-  constructor(name: string, paced: boolean, hub: Hub, processor: ClusterProcessor, log: Logger) {
+  /**
+   * `paced`: release media in real time (files); live inputs are taken as they
+   * come. `ffmpeg`: used to remux inputs in other containers, when given.
+   */
+  constructor(name: string, paced: boolean, hub: Hub, processor: ClusterProcessor, log: Logger, ffmpeg: string | null = null) {
     this.#name = name;
+    this.#ffmpeg = ffmpeg;
     this.#hub = hub;
     this.#processor = processor;
     this.#log = log;
@@ -114,8 +120,8 @@ export class StreamIngest {
     const scanner = new MatroskaScanner();
     const signal = this.#abort.signal;
     try {
-      for await (const chunk of stream) {
-        for (const event of scanner.push(chunk as Buffer)) await this.#onEvent(event);
+      for await (const chunk of matroskaBytes(stream, this.#ffmpeg)) {
+        for (const event of scanner.push(chunk)) await this.#onEvent(event);
         if (signal.aborted) return;
       }
       for (const event of scanner.end()) await this.#onEvent(event);

@@ -37,7 +37,7 @@ export class Source {
     this.#publish = new PublishRouter(
       { key: config.publishKey, graceMs: config.graceMs, idleTimeoutMs: config.idleTimeoutMs },
       config.inputs.map((i) => i.name),
-      (name, source) => this.#run(name, new StreamIngest(name, false, hub, processor, log), source, false),
+      (name, source) => this.#run(name, new StreamIngest(name, false, hub, processor, log, config.ffmpeg), source, false),
       log,
     );
   }
@@ -67,7 +67,7 @@ export class Source {
       this.#send({ type: 'ended', stream: input.name, ok: false, message });
       return;
     }
-    const ingest = new StreamIngest(input.name, input.paced, this.#hub, this.#processor, this.#log);
+    const ingest = new StreamIngest(input.name, input.paced, this.#hub, this.#processor, this.#log, this.#config.ffmpeg);
     // A file or stdin that breaks ends its stream; a live input waits for its next session.
     const live = source.live;
     this.#run(input.name, ingest, source, !live);

@@ -21,6 +21,8 @@ export interface ChildOptions {
   config: () => object;
   /** Whether the child reads the master's standard input. */
   stdin: boolean;
+  /** Node options for the child (V8 heap sizing). */
+  execArgv?: string[];
   log: Logger;
 }
 
@@ -72,6 +74,7 @@ export class Child extends EventEmitter<ChildEvents> {
     this.#ready = false;
     this.#startedAt = Date.now();
     const child = fork(modulePath, [JSON.stringify(config())], {
+      execArgv: [...process.execArgv, ...(this.#options.execArgv ?? [])],
       stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.#process = child;

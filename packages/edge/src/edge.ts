@@ -95,9 +95,8 @@ export class Edge {
   readonly #link: SourceLink;
   readonly #streams = new Map<string, LiveStream>();
   readonly #sockets = new Set<Socket>();
-  readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0 };
+  readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0, latency: new LatencyHistogram() };
   #received = 0;
-  readonly #latency = new LatencyHistogram();
   #level = { least: 0, margin: Infinity };
   /** Resolves once the source link is up for the first time. */
   readonly connected: Promise<void>;
@@ -141,7 +140,7 @@ export class Edge {
       skips: this.#counters.skips,
       kicked: this.#counters.kicked,
       rejected: this.#rejected,
-      latency: { counts: this.#latency.counts, max: this.#latency.max },
+      latency: { counts: this.#counters.latency.counts, max: this.#counters.latency.max },
     };
   }
 
@@ -378,8 +377,6 @@ export class Edge {
         const stream = this.#streams.get(message.stream);
         if (!stream) return;
         stream.push(message);
-        // Measured after the fan-out: the time to the last player's socket.
-        if (stream.players.size > 0) this.#latency.record(Date.now() - message.sentAt);
         return;
       }
       case 'end':

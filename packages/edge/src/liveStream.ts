@@ -1,5 +1,5 @@
 import { SegmentRing, contentTypeFor, streamResponseHead, type HeaderMessage, type RingEntry, type RingLimits, type TrackSummary } from '@mkvcast/shared';
-import type { Player } from './player.js';
+import type { LiveEntry, Player } from './player.js';
 
 /**
  * An edge's copy of one stream: its header, one copy of each recent Segment,
@@ -62,7 +62,7 @@ export class LiveStream {
     for (const player of this.players) player.resync();
   }
 
-  push(entry: RingEntry): void {
+  push(entry: LiveEntry): void {
     if (this.#nextSeq !== null && entry.seq !== this.#nextSeq) this.#discontinuity();
     this.#nextSeq = entry.seq + 1;
     this.#ring.push(entry);

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { RingEntry } from '@mkvcast/shared';
+import type { LatencyHistogram, RingEntry } from '@mkvcast/shared';
 
 export interface PlayerPolicy {
   /** Unsent bytes past which the player skips Segments until the next keyframe. */
@@ -12,7 +12,12 @@ export interface PlayerCounters {
   skips: number;
   kicked: number;
   bytesOut: number;
+  /** For each live Segment written: ms since the source had it (its `sentAt`). */
+  latency: LatencyHistogram;
 }
+
+/** A live Segment as the edge holds it: a ring entry with the time the source had it. */
+export type LiveEntry = RingEntry & { sentAt?: number };
 
 /**
  * One HTTP player of a live stream. Segments are written as they arrive,
@@ -54,7 +59,7 @@ export class Player {
     this.#waitingForKeyframe = true;
   }
 
-  deliver(entry: RingEntry, now: number): void {
+  deliver(entry: LiveEntry, now: number): void {
     if (this.#waitingForKeyframe && !entry.keyframe) return;
     const socket = this.socket;
     if (socket.writableLength > this.#policy.backlogBytes) {
@@ -65,6 +70,8 @@ export class Player {
     this.#laggingSince = 0;
     socket.write(entry.bytes);
     this.#counters.bytesOut += entry.bytes.length;
+    // Per player, taken after this player's write: the last player of a big edge waits for the rest.
+    if (entry.sentAt !== undefined) this.#counters.latency.record(Date.now() - entry.sentAt);
   }
 
   /** Ends the response once what was written is sent; gives up on a reader that never takes it. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Socket } from 'node:net';
-import type { RingEntry } from '@mkvcast/shared';
+import { LatencyHistogram, type RingEntry } from '@mkvcast/shared';
 import { Player, type PlayerCounters } from '../src/player.js';
 
 /** The part of a socket a Player uses, with a backlog the test controls. */
@@ -27,7 +27,7 @@ const seg = (seq: number, keyframe: boolean): RingEntry => ({ seq, ts: seq * 100
 
 function setup() {
   const socket = new FakeSocket();
-  const counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0 };
+  const counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0, latency: new LatencyHistogram() };
   const player = new Player(socket as unknown as Socket, { backlogBytes: 1000, slowTimeoutMs: 5000 }, counters);
   return { socket, counters, player };
 }
@@ -83,4 +83,14 @@ test('resync makes a player wait for a keyframe', () => {
   player.deliver(seg(1, false), 0);
   player.deliver(seg(2, true), 0);
   assert.deepEqual(socket.written.map((b) => b[0]), [0, 2]);
+});
+
+test('each live Segment written records its latency since the source had it; skipped ones do not', () => {
+  const { socket, player, counters } = setup();
+  player.deliver({ ...seg(0, true), sentAt: Date.now() - 40 }, 0);
+  socket.writableLength = 5000;
+  player.deliver({ ...seg(1, true), sentAt: Date.now() - 40 }, 0);
+  const summary = counters.latency.summary();
+  assert.equal(summary.samples, 1);
+  assert.ok(summary.p50 >= 40 && summary.p50 < 1000, `p50 ${summary.p50}`);
 });

@@ -21,11 +21,11 @@ import { matroskaBytes } from './inputs/remux.js';
 /** Audio-only streams are cut about every second so players can join often. */
 const AUDIO_SPLIT_MS = 1000;
 /**
- * Streams with video are cut at least this often (between keyframes too): a
- * muxer's 1–5 s Clusters would otherwise reach every player in one burst,
- * which delays the last player's copy and makes the pacing lumpy.
+ * Streams with video are cut at least this often (between keyframes too), so
+ * a muxer's 5 s Clusters are paced out smoothly. Not much more often: a
+ * fan-out costs about the same per player whatever the Segment's size.
  */
-const VIDEO_SPLIT_MS = 250;
+const VIDEO_SPLIT_MS = 1000;
 /** Gap put between the last frame of one pass (or upstream session) and the next, ms. */
 const REBASE_GAP_MS = 40;
 

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import {
   describeError,
+  stopReading,
   simpleResponse,
   HttpError,
   RequestHeadReader,
@@ -62,23 +63,6 @@ interface Request {
 interface Waiting {
   socket: Socket;
   timer: NodeJS.Timeout;
-}
-
-/**
- * Stops reading a socket for good (it is about to move to another process)
- * and returns what was read but not consumed. Pausing a stream does not stop
- * libuv from reading up to the high-water mark, so the read is stopped on the
- * handle itself, as net.Socket#pause does for sockets with an onread buffer.
- */
-function stopReading(socket: Socket): Buffer[] {
-  const handle = (socket as unknown as { _handle?: { reading: boolean; readStop(): number } })._handle;
-  if (handle?.reading) {
-    handle.reading = false;
-    handle.readStop();
-  }
-  const buffered: Buffer[] = [];
-  for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
-  return buffered;
 }
 
 /** A player may wait this long for a configured stream to start. */
@@ -152,6 +136,7 @@ export class Edge {
     const received = handoff?.received;
     const tried = handoff?.tried ?? [];
     if (handoff) this.#received++;
+    socket.allowHalfOpen = true;
     this.#sockets.add(socket);
     this.#reportLoad();
     socket.setNoDelay(true);

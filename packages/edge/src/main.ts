@@ -85,7 +85,9 @@ function main(): void {
 
 /** Accepts players on this edge's copy of the master's public socket. */
 function listen(edge: Edge, handle: object, log: Logger): void {
-  const server = createServer((socket) => edge.accept(socket));
+  // Half-open: an upload delimited by the end of the connection (RFC 9112 §6.3) sends its FIN
+  // before the answer; the socket must stay writable while it moves on to the source.
+  const server = createServer({ allowHalfOpen: true }, (socket) => edge.accept(socket));
   server.on('error', (err) => log.error(`public socket: ${err.message}`));
   server.listen({ handle, backlog: LISTEN_BACKLOG }, () => send({ type: 'listening' }));
 }

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { LatencyHistogram } from '@mkvcast/shared';
+import { LatencyHistogram, stopReading } from '@mkvcast/shared';
 import type {
   HandBackMessage,
   EdgeConfig,
@@ -201,13 +201,18 @@ export class Master {
       if (this.#started) slot.child.send({ type: 'listen' }, this.#listener!);
     });
     slot.child.on('message', (message, handle) => {
-      if (message.type === 'publish' && handle) {
-        // Uploads go to the source, which ingests them.
-        if (!this.#source.send(message, handle)) handle.end(UNAVAILABLE);
-      } else if (message.type === 'full' && handle) {
+      if ((message.type === 'publish' || message.type === 'full') && handle) {
+        // Node starts reading a socket it receives; stop at once and pass on what it read.
+        const read = stopReading(handle);
+        const received = Buffer.concat([Buffer.from(message.received as string, 'latin1'), ...read]).toString('latin1');
+        if (message.type === 'publish') {
+          // Uploads go to the source, which ingests them.
+          if (!this.#source.send({ type: 'publish', received }, handle)) handle.end(UNAVAILABLE);
+          return;
+        }
         // Full until it reports again: count it as such.
         slot.players = Math.max(slot.players, o.clientsPerEdge);
-        this.#dispatch(handle, message as unknown as HandBackMessage);
+        this.#dispatch(handle, { ...(message as unknown as HandBackMessage), received });
       } else if (message.type === 'load') {
         slot.connections = message.connections as number;
         slot.players = message.players as number;

@@ -14,3 +14,4 @@ export * from './latency.js';
 export * from './http/errors.js';
 export * from './http/request.js';
 export * from './http/responses.js';
+export * from './http/handoff.js';

@@ -48,6 +48,8 @@ export class PublishRouter {
   }
 
   accept(socket: Socket, received: Buffer): void {
+    // The body may end with the connection's FIN; the answer still has to go out after it.
+    socket.allowHalfOpen = true;
     socket.on('error', () => undefined);
     const reader = new RequestHeadReader();
     const timer = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS);

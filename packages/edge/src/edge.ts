@@ -63,6 +63,8 @@ interface Request {
 interface Waiting {
   socket: Socket;
   timer: NodeJS.Timeout;
+  /** A HEAD request: it gets the headers when the stream starts, and never plays. */
+  head: boolean;
 }
 
 /** A player may wait this long for a configured stream to start. */
@@ -265,7 +267,7 @@ export class Edge {
       this.#rejected++;
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
-    if (typeof stream === 'string') this.#wait(socket, stream);
+    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD');
     else this.#join(socket, stream);
   }
 
@@ -286,11 +288,12 @@ export class Edge {
   }
 
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
-  #wait(socket: Socket, name: string): void {
+  #wait(socket: Socket, name: string, head: boolean): void {
     let waiting = this.#waiting.get(name);
     if (!waiting) this.#waiting.set(name, (waiting = new Set()));
     const entry: Waiting = {
       socket,
+      head,
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
@@ -316,7 +319,8 @@ export class Edge {
       waiting.delete(entry);
       clearTimeout(entry.timer);
       this.#players--;
-      this.#join(entry.socket, stream);
+      if (entry.head) entry.socket.end(stream.responseHead);
+      else this.#join(entry.socket, stream);
     }
   }
 

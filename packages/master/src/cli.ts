@@ -100,17 +100,20 @@ function parseInput(arg: string, nameOption: string | undefined, single: boolean
 }
 
 function inputConfig(arg: string, args: { name?: string; loop: boolean; realtime?: boolean }, single: boolean): InputConfig {
-  const { name, path } = parseInput(arg, args.name, single);
+  const { name, path: given } = parseInput(arg, args.name, single);
+  // Upstreams to fail over between, in order: http://a/live/x|http://b/live/x
+  const [path, ...fallbacks] = LIVE_URL.test(given) ? given.split('|') : [given];
   if (!NAME.test(name)) {
     const what = args.name === name ? '--name' : 'stream name';
     throw new UsageError(`${what} '${name}' may use only letters, digits and . _ ~ -`);
   }
-  const live = LIVE_URL.test(path);
-  if (live) checkUrl(path);
-  else checkReadable(path);
+  const live = LIVE_URL.test(path!);
+  if (live) [path!, ...fallbacks].forEach(checkUrl);
+  else checkReadable(path!);
+  if (fallbacks.length > 0 && !/^https?:/i.test(path!)) throw new UsageError(`only http(s) inputs fail over: ${given}`);
   if (args.loop && (path === '-' || live)) throw new UsageError(`--loop needs a file; ${path === '-' ? 'standard input' : path} cannot be repeated`);
   const paced = live ? false : args.realtime ?? (path !== '-' || fstatSync(0).isFile());
-  return { name, path, paced, loop: args.loop && !live };
+  return { name, path: path!, paced, loop: args.loop && !live, ...(fallbacks.length > 0 ? { fallbacks } : {}) };
 }
 
 function checkUrl(url: string): void {

@@ -50,12 +50,12 @@ describe('garbage and stalled publishers end only their own stream', () => {
     const clusters = clusterOffsets(badClip);
     assert.ok(clusters.length >= 4, `${clusters.length} Clusters in the clip`);
     const upload = openUpload(m.url('/live/broken'), 15_000);
-    upload.write(badClip.subarray(0, clusters[2]!.start));
+    await upload.write(badClip.subarray(0, clusters[2]!.start));
     await waitForPublished(m, 'broken', upload.answer);
     const player = collect(m.url('/live/broken'), { ms: 15_000 });
     await sleep(300);
     // Zero bytes where the next element should start: 0x00 is no valid EBML ID or size (RFC 8794 §4).
-    upload.write(Buffer.alloc(64 * 1024));
+    await upload.write(Buffer.alloc(64 * 1024));
     upload.end();
     const answer = await upload.answer;
     assert.ok(answer.status >= 400 && answer.status < 500, `answer to the broken upload: ${JSON.stringify(answer)}\nstderr:\n${m.stderr()}`);

@@ -6,6 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { link, mkdir, stat, unlink } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultMediaDir, ffmpegPath, ffprobePath } from './media.js';
@@ -63,9 +64,9 @@ export function startTool(cmd: string, args: string[]): Tool {
 }
 
 /** SIGKILLs a tool (if it still runs) and waits for its exit. Never throws. */
-export async function killTool(tool: Tool | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+export async function killTool(tool: Tool | undefined): Promise<void> {
   if (!tool) return;
-  if (tool.running()) tool.proc.kill(signal);
+  if (tool.running()) tool.proc.kill('SIGKILL');
   await tool.exited;
 }
 
@@ -91,9 +92,9 @@ export async function toolExit(tool: Tool, what: string, timeoutMs: number): Pro
  * ffmpeg publishing `clip` in real time (`-re`), stream-copied, as an Icecast source does:
  * `icecast://source:<key>@host:port/live/<name>` (an HTTP PUT).
  */
-export function ffmpegIcecastPublisher(clip: string, port: number, name: string, key: string, extra: string[] = []): Tool {
+export function ffmpegIcecastPublisher(clip: string, port: number, name: string, key: string): Tool {
   return startTool(ffmpegPath, [
-    '-nostdin', '-hide_banner', '-loglevel', 'error', '-re', ...extra, '-i', clip,
+    '-nostdin', '-hide_banner', '-loglevel', 'error', '-re', '-i', clip,
     '-map', '0', '-c', 'copy', '-content_type', 'video/webm', '-f', 'webm',
     `icecast://source:${key}@127.0.0.1:${port}/live/${name}`,
   ]);
@@ -104,73 +105,27 @@ export interface UploadResult {
   body: string;
   /** The connection ended before an answer (the server closed it, or it was reset). */
   error?: string;
-}
-
-/**
- * A node publisher: `method` to `url` with `Transfer-Encoding: chunked`, the data written in
- * pieces spread over `seconds` (a live encoder's pace), then the end. Resolves with the answer.
- * A `stopAfter` fraction sends only that much and then stays silent (a stalled publisher).
- */
-export function chunkedUpload(
-  url: string,
-  data: Buffer,
-  options: { seconds: number; method?: string; headers?: Record<string, string>; stepMs?: number; stopAfter?: number; timeoutMs?: number },
-): Promise<UploadResult> {
-  return new Promise((resolve) => {
-    const req = http.request(url, {
-      method: options.method ?? 'POST',
-      agent: false,
-      headers: { 'Transfer-Encoding': 'chunked', 'Content-Type': 'video/webm', ...options.headers },
-    });
-    let settled = false;
-    const settle = (r: UploadResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-    const timer = setTimeout(() => {
-      req.destroy();
-      settle({ status: 0, body: '', error: `no answer within ${options.timeoutMs ?? 60_000} ms` });
-    }, options.timeoutMs ?? 60_000);
-    req.on('error', (err) => settle({ status: 0, body: '', error: err.message }));
-    req.on('response', (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => settle({ status: res.statusCode ?? 0, body }));
-      res.on('error', (err) => settle({ status: res.statusCode ?? 0, body, error: err.message }));
-    });
-    void (async () => {
-      const stepMs = options.stepMs ?? 100;
-      const limit = Math.floor(data.length * (options.stopAfter ?? 1));
-      const steps = Math.max(1, Math.round((options.seconds * 1000) / stepMs));
-      const per = Math.ceil(data.length / steps);
-      const t0 = performance.now();
-      for (let i = 0; i * per < limit && !settled; i++) {
-        const chunk = data.subarray(i * per, Math.min((i + 1) * per, limit));
-        if (!req.write(chunk)) await new Promise<void>((r) => req.once('drain', () => r()));
-        const due = t0 + (i + 1) * stepMs - performance.now();
-        if (due > 0) await sleep(due);
-      }
-      if (options.stopAfter === undefined && !settled) req.end();
-    })().catch((err: Error) => settle({ status: 0, body: '', error: err.message }));
-  });
+  /** Milliseconds from the start of the upload to its answer (or its end). */
+  ms: number;
 }
 
 /** An upload the test writes to by hand (chunked), and its answer. */
 export interface OpenUpload {
-  write: (bytes: Buffer) => void;
+  /** Resolves once the bytes are written, or buffered below the high-water mark. */
+  write: (bytes: Buffer) => Promise<void>;
   end: () => void;
-  /** The answer, or how the connection ended; `ms` since the upload started. */
-  answer: Promise<UploadResult & { ms: number }>;
+  /** The answer, or how the connection ended. */
+  answer: Promise<UploadResult>;
+  /** Whether the answer (or the end of the connection) came. */
+  settled: () => boolean;
 }
 
 export function openUpload(url: string, timeoutMs: number, method = 'PUT', headers: Record<string, string> = {}): OpenUpload {
   const t0 = performance.now();
   const req = http.request(url, { method, agent: false, headers: { 'Transfer-Encoding': 'chunked', ...headers } });
-  const answer = new Promise<UploadResult & { ms: number }>((resolve) => {
-    let settled = false;
-    const settle = (r: UploadResult): void => {
+  let settled = false;
+  const answer = new Promise<UploadResult>((resolve) => {
+    const settle = (r: Omit<UploadResult, 'ms'>): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -189,16 +144,47 @@ export function openUpload(url: string, timeoutMs: number, method = 'PUT', heade
     });
   });
   return {
-    write: (bytes) => void req.write(bytes),
+    // Backpressure: wait for 'drain' (or the end of the request) when write() says so.
+    write: (bytes) =>
+      req.write(bytes) || settled ? Promise.resolve() : new Promise<void>((resolve) => {
+        req.once('drain', resolve);
+        void answer.then(() => resolve());
+      }),
     end: () => void req.end(),
     answer,
+    settled: () => settled,
   };
 }
 
+/**
+ * A node publisher: `method` to `url` with `Transfer-Encoding: chunked`, the data written in
+ * pieces spread over `seconds` (a live encoder's pace), then the end. Resolves with the answer.
+ */
+export function chunkedUpload(
+  url: string,
+  data: Buffer,
+  options: { seconds: number; method?: string; headers?: Record<string, string>; stepMs?: number; timeoutMs?: number },
+): Promise<UploadResult> {
+  const upload = openUpload(url, options.timeoutMs ?? 60_000, options.method ?? 'POST', { 'Content-Type': 'video/webm', ...options.headers });
+  void (async () => {
+    const stepMs = options.stepMs ?? 100;
+    const steps = Math.max(1, Math.round((options.seconds * 1000) / stepMs));
+    const per = Math.ceil(data.length / steps);
+    const t0 = performance.now();
+    for (let i = 0; i * per < data.length && !upload.settled(); i++) {
+      await upload.write(data.subarray(i * per, (i + 1) * per));
+      const due = t0 + (i + 1) * stepMs - performance.now();
+      if (due > 0) await sleep(due);
+    }
+    if (!upload.settled()) upload.end();
+  })();
+  return upload.answer;
+}
+
 /** Sends `data` and then nothing (a stalled publisher): resolves with how the server ended it. */
-export function stalledUpload(url: string, data: Buffer, timeoutMs: number): Promise<UploadResult & { ms: number }> {
+export function stalledUpload(url: string, data: Buffer, timeoutMs: number): Promise<UploadResult> {
   const upload = openUpload(url, timeoutMs);
-  upload.write(data);
+  void upload.write(data);
   return upload.answer;
 }
 
@@ -431,4 +417,73 @@ export async function waitForPublished(master: RunningMaster, name: string, uplo
   } finally {
     done = true;
   }
+}
+
+export type RawFraming = 'length' | 'chunked' | 'close';
+
+/**
+ * An upload on a bare TCP connection, so that the test decides what goes in which write:
+ * `oneWrite` sends the request head and the whole body in a single write (what
+ * `http.request(...).end(body)` does); otherwise the head goes alone and the body follows in
+ * 16 KiB pieces every `stepMs`. `close` framing (HTTP/1.0, no length) half-closes after the
+ * body. Resolves with everything the server sent back until it closed (or the timeout).
+ */
+export function rawUpload(
+  port: number,
+  path: string,
+  data: Buffer,
+  options: { framing: RawFraming; oneWrite: boolean; stepMs?: number; timeoutMs?: number; headers?: string[] },
+): Promise<{ answer: string; status: number; closedByServer: boolean }> {
+  const { framing } = options;
+  const head =
+    `PUT ${path} HTTP/${framing === 'close' ? '1.0' : '1.1'}\r\nHost: 127.0.0.1\r\nContent-Type: video/webm\r\n` +
+    (framing === 'length' ? `Content-Length: ${data.length}\r\n` : '') +
+    (framing === 'chunked' ? 'Transfer-Encoding: chunked\r\n' : '') +
+    (options.headers ?? []).map((h) => `${h}\r\n`).join('') +
+    '\r\n';
+  const body = (piece: Buffer): Buffer =>
+    framing === 'chunked' ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece;
+  const last = framing === 'chunked' ? Buffer.from('0\r\n\r\n') : Buffer.alloc(0);
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let closedByServer = false;
+    const done = (): void => {
+      clearTimeout(timer);
+      const answer = Buffer.concat(chunks).toString('latin1');
+      resolve({ answer, status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0), closedByServer });
+    };
+    const timer = setTimeout(() => {
+      socket.destroy();
+      done();
+    }, options.timeoutMs ?? 10_000);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('end', () => {
+      closedByServer = true;
+      socket.end();
+    });
+    socket.on('error', () => undefined); // a reset is reported as an answer that is missing
+    socket.once('close', done);
+    const finish = (): void => {
+      if (socket.destroyed) return;
+      if (last.length > 0) socket.write(last);
+      if (framing === 'close') socket.end();
+    };
+    if (options.oneWrite) {
+      socket.write(Buffer.concat([Buffer.from(head), body(data), last]));
+      if (framing === 'close') socket.end();
+      return;
+    }
+    socket.write(head);
+    const step = 16 * 1024;
+    let at = 0;
+    const tick = (): void => {
+      if (socket.destroyed) return;
+      if (at >= data.length) return finish();
+      socket.write(body(data.subarray(at, at + step)));
+      at += step;
+      setTimeout(tick, options.stepMs ?? 20);
+    };
+    setTimeout(tick, options.stepMs ?? 20);
+  });
 }

@@ -1,4 +1,4 @@
-import { SegmentRing, contentTypeFor, streamResponseHead, type HeaderMessage, type RingEntry, type RingLimits, type TrackSummary } from '@mkvcast/shared';
+import { SegmentRing, contentTypeFor, streamResponseHead, type HeaderMessage, type RingLimits, type TrackSummary } from '@mkvcast/shared';
 import type { LiveEntry, Player } from './player.js';
 
 /**

@@ -47,13 +47,6 @@ export class ProtocolError extends MkvcastError {
   }
 }
 
-/** The channel was closed while something was still pending on it. */
-export class ChannelClosedError extends MkvcastError {
-  constructor() {
-    super('MKV_ERR_CHANNEL_CLOSED', 'channel closed');
-  }
-}
-
 /** A user mistake in options or input: printed as one line, never a stack. */
 export class UsageError extends MkvcastError {
   constructor(message: string) {

@@ -61,10 +61,6 @@ export class InputError extends MkvcastError {
   }
 }
 
-export function isMkvcastError(err: unknown): err is MkvcastError {
-  return err instanceof MkvcastError;
-}
-
 /** One line for a person: our own errors by message, system errors by message and code. */
 export function describeError(err: unknown): string {
   if (err instanceof MkvcastError) return err.message;

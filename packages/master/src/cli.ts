@@ -24,6 +24,7 @@ function parser(argv: string[]) {
       ffmpeg: { type: 'string', requiresArg: true, describe: 'ffmpeg used to remux MPEG-TS, FLV or MP4 inputs to Matroska (default: ffmpeg on PATH, if any)' },
       'publish-key': { type: 'string', requiresArg: true, describe: 'key publishers must give (Basic-auth password or ?key=); default: none needed' },
       grace: { type: 'number', requiresArg: true, default: 10, describe: 'seconds a stream waits for its publisher or upstream to come back; its players stay connected' },
+      'max-published': { type: 'number', requiresArg: true, default: 64, describe: 'published streams live at once; the next publisher gets 503' },
       'idle-timeout': { type: 'number', requiresArg: true, default: 15, describe: 'seconds of silence after which a publisher or upstream is cut off' },
       realtime: {
         type: 'boolean',
@@ -151,6 +152,7 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     ffmpeg: args.ffmpeg ?? findOnPath('ffmpeg'),
     graceMs: positive(args.grace, 'grace') * 1000,
     idleTimeoutMs: positive(args['idle-timeout'], 'idle-timeout') * 1000,
+    maxPublished: integer(args['max-published'], 'max-published', 0, 10_000),
     edges: integer(args.edges, 'edges', 1, 64),
     clientsPerEdge: integer(args['clients-per-edge'], 'clients-per-edge', 1, 100_000),
     host: args.host,

@@ -24,6 +24,7 @@ export interface MasterOptions {
   ffmpeg: string | null;
   graceMs: number;
   idleTimeoutMs: number;
+  maxPublished: number;
   edges: number;
   clientsPerEdge: number;
   host: string;
@@ -137,6 +138,7 @@ export class Master {
       ffmpeg: o.ffmpeg,
       graceMs: o.graceMs,
       idleTimeoutMs: o.idleTimeoutMs,
+      maxPublished: o.maxPublished,
       workers: o.workers,
       logLevel: o.logLevel,
     };

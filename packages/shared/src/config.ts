@@ -28,6 +28,8 @@ export interface SourceConfig {
   graceMs: number;
   /** A publisher or upstream silent this long is cut off, ms. */
   idleTimeoutMs: number;
+  /** Published streams live at once; one more publisher gets 503. */
+  maxPublished: number;
   /** An ffmpeg to remux inputs in other containers (MPEG-TS, FLV, MP4); null: refuse them. */
   ffmpeg: string | null;
   /** Use worker threads for per-Cluster work (false: in-process). */

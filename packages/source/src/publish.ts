@@ -20,6 +20,8 @@ export interface PublishOptions {
   graceMs: number;
   /** A publisher silent this long is cut off, ms. */
   idleTimeoutMs: number;
+  /** Published streams live at once; a publisher of one more gets 503. */
+  maxStreams: number;
 }
 
 /** Starts ingesting a newly published stream from its session source. */
@@ -82,6 +84,9 @@ export class PublishRouter {
     this.#authorize(head);
     if (this.#reserved.has(name)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' is fed by this server's own input`);
     const existing = this.#streams.get(name);
+    if (!existing && this.#streams.size >= this.#options.maxStreams) {
+      throw new HttpError('MKV_ERR_SERVER_FULL', `${this.#options.maxStreams} published streams are live already`, { 'Retry-After': '10' });
+    }
     if (existing?.busy) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
 
     const framing = bodyFraming(head);

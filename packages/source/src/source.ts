@@ -35,7 +35,7 @@ export class Source {
     this.#log = log;
     this.#send = send;
     this.#publish = new PublishRouter(
-      { key: config.publishKey, graceMs: config.graceMs, idleTimeoutMs: config.idleTimeoutMs },
+      { key: config.publishKey, graceMs: config.graceMs, idleTimeoutMs: config.idleTimeoutMs, maxStreams: config.maxPublished },
       config.inputs.map((i) => i.name),
       (name, source) => this.#run(name, new StreamIngest(name, false, hub, processor, log, config.ffmpeg), source, false),
       log,

@@ -170,6 +170,15 @@ export class Edge {
     socket.resume();
   }
 
+  /**
+   * The connection leaves for another process. Sending its handle takes it
+   * from the socket without a 'close' event here, so stop counting it now.
+   */
+  #detach(socket: Socket): void {
+    this.#sockets.delete(socket);
+    this.#reportLoad();
+  }
+
   /** Ends every player and the source link. */
   close(): void {
     this.#link.close();
@@ -192,9 +201,12 @@ export class Edge {
           return this.#send(socket, 200, JSON.stringify(this.#statsBody()), 'application/json', {}, head.method !== 'HEAD');
         case 'list':
           return this.#send(socket, 200, JSON.stringify(this.#listing()), 'application/json', {}, head.method !== 'HEAD');
-        case 'publish':
+        case 'publish': {
           // The source ingests uploads: the master passes the connection on, with every byte read.
-          return this.#events.publish(socket, Buffer.concat([request.received, ...stopReading(socket)]));
+          const received = Buffer.concat([request.received, ...stopReading(socket)]);
+          this.#detach(socket);
+          return this.#events.publish(socket, received);
+        }
         case 'play':
           return this.#play(request, route.stream);
       }
@@ -256,11 +268,13 @@ export class Edge {
     // (back here, if this edge turns out to be the least loaded after all).
     const ahead = this.#players >= this.#level.least + this.#level.margin;
     if (ahead && !request.handedOver && head.method === 'GET' && this.#config.edges > 1) {
+      this.#detach(socket);
       this.#events.handBack(socket, request.received, []);
       return;
     }
     if (this.#players >= this.#config.clientsPerEdge) {
       if (head.method === 'GET' && request.tried.length + 1 < this.#config.edges) {
+        this.#detach(socket);
         this.#events.handBack(socket, request.received, [...request.tried, this.#config.edgeId]);
         return;
       }

@@ -4,7 +4,7 @@
  * master as socket handles, and reports load, stats and stream ends over IPC.
  */
 import { createServer, type Socket } from 'node:net';
-import { Logger, describeError, type EdgeConfig, type EdgeToMaster, type MasterToEdge } from '@mkvcast/shared';
+import { Logger, exitAtStart, failPoint, type EdgeConfig, type EdgeToMaster, type MasterToEdge } from '@mkvcast/shared';
 import { Edge } from './edge.js';
 
 const STATS_INTERVAL_MS = 1000;
@@ -21,6 +21,7 @@ function main(): void {
   const log = new Logger(`edge ${config.edgeId}`, config.logLevel);
   process.on('SIGINT', () => undefined);
   process.on('disconnect', () => process.exit(0));
+  failPoint('edge');
 
   // Load reports: the first change goes out at once, changes in the next LOAD_REPORT_MS are merged.
   let load: { connections: number; players: number; received: number } | null = null;
@@ -95,6 +96,5 @@ function listen(edge: Edge, handle: object, log: Logger): void {
 try {
   main();
 } catch (err) {
-  process.stderr.write(`mkvcast edge: ${describeError(err)}\n`);
-  process.exit(1);
+  exitAtStart('edge', err);
 }

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Socket as NetSocket, type Socket } from 'node:net';
-import type { Logger } from '@mkvcast/shared';
+import type { FailedMessage, ListeningMessage, Logger, ReadyMessage } from '@mkvcast/shared';
 
 /** A child that has not said 'ready' within this time failed to start. */
 const READY_TIMEOUT_MS = 15_000;
@@ -26,11 +26,18 @@ export interface ChildOptions {
   log: Logger;
 }
 
-export interface ChildEvents {
+/** The messages the supervisor handles itself, whatever the child. */
+type Lifecycle = ReadyMessage | ListeningMessage | FailedMessage;
+
+function isLifecycle(message: { type: string }): message is Lifecycle {
+  return message.type === 'ready' || message.type === 'listening' || message.type === 'failed';
+}
+
+export interface ChildEvents<In> {
   ready: [];
   /** An edge accepts on the public socket. */
   listening: [];
-  message: [{ type: string } & Record<string, unknown>, Socket | undefined];
+  message: [In, Socket | undefined];
   /** Too many failed starts in a row: the master should stop. */
   fatal: [string];
 }
@@ -41,10 +48,14 @@ export interface ChildEvents {
  * both with backoff, gives up after repeated failed starts, and ignores the
  * exits it caused itself.
  */
-export class Child extends EventEmitter<ChildEvents> {
+export class Child<In extends { type: string }, Out extends { type: string }> extends EventEmitter<ChildEvents<In>> {
   readonly #options: ChildOptions;
   #process: ChildProcess | undefined;
   #ready = false;
+  /** Some run of this child got as far as 'ready'. */
+  #everReady = false;
+  /** What the child said, or how it exited, when it last failed to start. */
+  #lastFailure = '';
   #stopping = false;
   #failedStarts = 0;
   #restarts = 0;
@@ -78,15 +89,16 @@ export class Child extends EventEmitter<ChildEvents> {
       stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.#process = child;
-    child.on('message', (message: { type: string } & Record<string, unknown>, handle: unknown) => {
-      if (message.type === 'ready') this.#onReady();
+    child.on('message', (message: In | Lifecycle, handle: Socket | undefined) => {
+      if (!isLifecycle(message)) this.emit('message', message, handle);
+      else if (message.type === 'ready') this.#onReady();
       else if (message.type === 'listening') this.emit('listening');
-      else this.emit('message', message, handle as Socket | undefined);
+      else this.#lastFailure = message.message;
     });
     child.on('error', (err) => this.#options.log.warn(`${this.#options.name}: ${err.message}`));
     child.on('exit', (code, signal) => this.#onExit(child, code, signal));
     this.#readyTimer = setTimeout(() => {
-      this.#options.log.warn(`${this.#options.name} did not report ready in time`);
+      this.#lastFailure = `no 'ready' within ${READY_TIMEOUT_MS / 1000} s`;
       child.kill('SIGKILL');
     }, READY_TIMEOUT_MS);
   }
@@ -96,7 +108,7 @@ export class Child extends EventEmitter<ChildEvents> {
    * child.send() returning false only means its queue is long: the message
    * is still delivered, so that is not a failure.
    */
-  send(message: object, handle?: Socket | object): boolean {
+  send(message: Out, handle?: Socket | object): boolean {
     const child = this.#process;
     if (!child?.connected || !this.#ready) return false;
     // A socket is closed here once sent (keepOpen: false); a listening handle stays open.
@@ -125,6 +137,7 @@ export class Child extends EventEmitter<ChildEvents> {
   #onReady(): void {
     clearTimeout(this.#readyTimer);
     this.#ready = true;
+    this.#everReady = true;
     this.emit('ready');
   }
 
@@ -138,12 +151,16 @@ export class Child extends EventEmitter<ChildEvents> {
     // A child that dies soon after starting counts as a failed start too.
     const healthy = wasReady && Date.now() - this.#startedAt > HEALTHY_AFTER_MS;
     this.#failedStarts = healthy ? 0 : this.#failedStarts + 1;
+    const why = wasReady ? how : this.#lastFailure || how;
+    this.#lastFailure = '';
     if (this.#failedStarts >= MAX_FAILED_STARTS) {
-      this.emit('fatal', `${name} failed to start ${this.#failedStarts} times in a row (last exit: ${how})`);
+      this.emit('fatal', `${name} failed to start ${this.#failedStarts} times in a row: ${why}`);
       return;
     }
     const delay = Math.min(BACKOFF_MIN_MS * 2 ** Math.max(0, this.#failedStarts - 1), BACKOFF_MAX_MS);
-    log.warn(`${name} ${wasReady ? 'died' : 'failed to start'} (${how}); restarting in ${delay} ms`);
+    // Before any run was ready, the retries are quiet: if they all fail, the fatal line says why once.
+    const say = this.#everReady ? log.warn.bind(log) : log.debug.bind(log);
+    say(`${name} ${wasReady ? 'died' : 'failed to start'} (${why}); restarting in ${delay} ms`);
     this.#restarts++;
     this.#restartTimer = setTimeout(() => this.start(), delay);
   }

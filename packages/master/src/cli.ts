@@ -180,7 +180,13 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
     return 2;
   }
   const log = new Logger('master', options.logLevel);
-  const master = new Master(options, log);
+  let master: Master;
+  try {
+    master = new Master(options, log);
+  } catch (err) {
+    log.error(`cannot start: ${describeError(err)}`);
+    return 1;
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) process.exit(130);

@@ -4,16 +4,24 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { LatencyHistogram, stopReading } from '@mkvcast/shared';
+import { MkvcastError } from '@mkvcast/shared';
 import type {
-  HandBackMessage,
+  CheckpointMessage,
   EdgeConfig,
   EdgeStats,
+  EdgeToMaster,
+  EndedMessage,
+  HandBackMessage,
   InputConfig,
   Logger,
   LogLevel,
+  MasterToEdge,
+  MasterToSource,
   ServerStats,
   SourceConfig,
   SourceStats,
+  SourceToMaster,
+  StreamCheckpoint,
 } from '@mkvcast/shared';
 import { Child } from './child.js';
 import { bindPublicSocket, type TcpHandle } from './listenHandle.js';
@@ -39,15 +47,23 @@ export interface MasterOptions {
 }
 
 const STATS_INTERVAL_MS = 1000;
-/** After the last input ends, players get this long to take the rest before the master exits. */
-const DRAIN_TIMEOUT_MS = 30_000;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
 const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
 const require = createRequire(import.meta.url);
 
+type SourceChild = Child<SourceToMaster, MasterToSource>;
+type EdgeChild = Child<EdgeToMaster, MasterToEdge>;
+
+/** A child failed to start again and again: the server cannot run. */
+export class StartError extends MkvcastError {
+  constructor(message: string) {
+    super('MKV_ERR_START', message);
+  }
+}
+
 interface EdgeSlot {
-  child: Child;
+  child: EdgeChild;
   /** Sockets handed over, in total. */
   handed: number;
   /** The edge's last report: open connections, players, and how many handed sockets it had seen. */
@@ -71,10 +87,17 @@ export class Master {
   #listener: TcpHandle | undefined;
   /** The children were told to start: restarted ones are told at once. */
   #started = false;
+  /** start() has resolved. */
+  #up = false;
   /** Players on the least-loaded edge, as last sent to the edges. */
   #least = -1;
-  readonly #source: Child;
+  readonly #source: SourceChild;
   readonly #edges: EdgeSlot[];
+  /** Per live stream, what a restarted source needs to go on with it. */
+  readonly #checkpoints = new Map<string, StreamCheckpoint>();
+  /** Rejects when a child cannot start; start() races it. */
+  readonly #failed: Promise<never>;
+  #fail!: (err: StartError) => void;
   readonly #startedAt = Date.now();
   readonly #ended = new Map<string, boolean>();
   readonly #done = new Map<string, Set<number>>();
@@ -88,30 +111,41 @@ export class Master {
     this.#options = options;
     this.#log = log;
     this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
+    this.#failed = new Promise<never>((_, reject) => (this.#fail = reject));
+    this.#failed.catch(() => undefined);
     this.#dir = mkdtempSync(join(tmpdir(), 'mkvcast-'));
     const socketPath = join(this.#dir, 'source.sock');
     this.#source = this.#makeSource(socketPath);
     this.#edges = Array.from({ length: options.edges }, (_, i) => this.#makeEdge(i + 1, socketPath));
   }
 
-  /** Starts the children and listens; resolves with the bound address. */
+  /**
+   * Starts the children and listens; resolves with the bound address. Rejects
+   * with a StartError when a child fails to start again and again.
+   */
   async start(): Promise<AddressInfo> {
     // Bind first: a taken port fails before any child is forked.
     const { handle, address } = await bindPublicSocket(this.#options.host, this.#options.port);
     this.#listener = handle;
     this.#source.start();
-    await new Promise<void>((resolve) => this.#source.once('ready', resolve));
+    await this.#until(this.#source, 'ready');
     for (const edge of this.#edges) edge.child.start();
-    await Promise.all(this.#edges.map((e) => new Promise<void>((resolve) => e.child.once('ready', resolve))));
+    await Promise.all(this.#edges.map((e) => this.#until(e.child, 'ready')));
     this.#started = true;
     // The bound socket refuses connections until an edge listens on it: wait for every edge.
-    const listening = this.#edges.map((e) => new Promise<void>((resolve) => e.child.once('listening', resolve)));
+    const listening = this.#edges.map((e) => this.#until(e.child, 'listening'));
     for (const edge of this.#edges) edge.child.send({ type: 'listen' }, handle);
     await Promise.all(listening);
     setInterval(() => this.#broadcastStats(), STATS_INTERVAL_MS).unref();
     this.#broadcastStats();
     this.#source.send({ type: 'start' });
+    this.#up = true;
     return address;
+  }
+
+  /** A child's event, or the start failing. */
+  #until(child: SourceChild | EdgeChild, event: 'ready' | 'listening'): Promise<void> {
+    return Promise.race([new Promise<void>((resolve) => child.once(event, () => resolve())), this.#failed]);
   }
 
   /** Stops everything once; resolves with the exit code. */
@@ -126,7 +160,7 @@ export class Master {
     return this.#closing;
   }
 
-  #makeSource(socketPath: string): Child {
+  #makeSource(socketPath: string): SourceChild {
     const o = this.#options;
     const config: SourceConfig = {
       socketPath,
@@ -134,6 +168,7 @@ export class Master {
       bufferMs: o.bufferMs,
       bufferBytes: o.bufferBytes,
       edgeBacklogBytes: EDGE_BACKLOG_BYTES,
+      restore: [],
       publishKey: o.publishKey,
       ffmpeg: o.ffmpeg,
       graceMs: o.graceMs,
@@ -142,16 +177,24 @@ export class Master {
       workers: o.workers,
       logLevel: o.logLevel,
     };
-    const child = new Child({
+    const child: SourceChild = new Child({
       name: 'source',
       modulePath: require.resolve('@mkvcast/source/main'),
-      config: () => config,
+      // A restarted source goes on with the streams the last one left live.
+      config: () => ({ ...config, restore: [...this.#checkpoints.values()] }),
       stdin: o.inputs.some((i) => i.path === '-'),
       log: this.#log,
     });
     child.on('message', (message) => {
-      if (message.type === 'source-stats') this.#sourceStats = message as unknown as SourceStats;
-      else if (message.type === 'ended') this.#onEnded(message as unknown as { stream: string; ok: boolean; message?: string });
+      switch (message.type) {
+        case 'source-stats':
+          this.#sourceStats = message;
+          return;
+        case 'checkpoint':
+          return this.#onCheckpoint(message);
+        case 'ended':
+          return this.#onEnded(message);
+      }
     });
     child.on('fatal', (why) => this.#fatal(why));
     // A restarted source starts reading at once; the first start waits for the port.
@@ -203,25 +246,33 @@ export class Master {
       if (this.#started) slot.child.send({ type: 'listen' }, this.#listener!);
     });
     slot.child.on('message', (message, handle) => {
-      if ((message.type === 'publish' || message.type === 'full') && handle) {
-        // Node starts reading a socket it receives; stop at once and pass on what it read.
-        const read = stopReading(handle);
-        const received = Buffer.concat([Buffer.from(message.received as string, 'latin1'), ...read]).toString('latin1');
-        if (message.type === 'publish') {
-          // Uploads go to the source, which ingests them.
-          if (!this.#source.send({ type: 'publish', received }, handle)) handle.end(UNAVAILABLE);
-          return;
+      switch (message.type) {
+        case 'publish':
+        case 'full': {
+          if (!handle) return;
+          // Node starts reading a socket it receives; stop at once and pass on what it read.
+          const read = stopReading(handle);
+          const received = Buffer.concat([Buffer.from(message.received, 'latin1'), ...read]).toString('latin1');
+          if (message.type === 'publish') {
+            // Uploads go to the source, which ingests them.
+            if (!this.#source.send({ type: 'publish', received }, handle)) handle.end(UNAVAILABLE);
+            return;
+          }
+          // Full until it reports again: count it as such.
+          slot.players = Math.max(slot.players, o.clientsPerEdge);
+          return this.#dispatch(handle, { ...message, received });
         }
-        // Full until it reports again: count it as such.
-        slot.players = Math.max(slot.players, o.clientsPerEdge);
-        this.#dispatch(handle, { ...(message as unknown as HandBackMessage), received });
-      } else if (message.type === 'load') {
-        slot.connections = message.connections as number;
-        slot.players = message.players as number;
-        slot.received = message.received as number;
-        this.#level();
-      } else if (message.type === 'edge-stats') slot.stats = message as unknown as EdgeStats;
-      else if (message.type === 'stream-done') this.#onStreamDone(edgeId, message.stream as string);
+        case 'load':
+          slot.connections = message.connections;
+          slot.players = message.players;
+          slot.received = message.received;
+          return this.#level();
+        case 'edge-stats':
+          slot.stats = message;
+          return;
+        case 'stream-done':
+          return this.#onStreamDone(edgeId, message.stream);
+      }
     });
     slot.child.on('fatal', (why) => this.#fatal(why));
     return slot;
@@ -242,7 +293,7 @@ export class Master {
         bestLoad = load;
       }
     }
-    const message = handedBack ? { type: 'conn', received: handedBack.received, tried: handedBack.tried } : { type: 'conn' };
+    const message: MasterToEdge = handedBack ? { type: 'conn', received: handedBack.received, tried: handedBack.tried } : { type: 'conn' };
     if (!best || !best.child.send(message, socket)) {
       socket.end(UNAVAILABLE);
       return;
@@ -272,7 +323,15 @@ export class Master {
     for (const slot of ready) slot.child.send({ type: 'level', least, margin });
   }
 
-  #onEnded(ended: { stream: string; ok: boolean; message?: string }): void {
+  /** The header travels only when it changed: keep the one before. */
+  #onCheckpoint({ type: _, header, ...state }: CheckpointMessage): void {
+    const previous = this.#checkpoints.get(state.stream);
+    const bytes = header ?? previous?.header;
+    if (bytes !== undefined) this.#checkpoints.set(state.stream, { ...state, header: bytes });
+  }
+
+  #onEnded(ended: EndedMessage): void {
+    this.#checkpoints.delete(ended.stream);
     const input = this.#options.inputs.find((i) => i.name === ended.stream);
     // Published streams come and go; only the configured inputs decide when the master is done.
     if (!input) return;
@@ -283,10 +342,8 @@ export class Master {
     }
     this.#ended.set(ended.stream, ended.ok);
     if (this.#ended.size < this.#options.inputs.length) return;
-    setTimeout(() => {
-      this.#log.warn('players still connected after the end of input; closing them');
-      void this.close();
-    }, DRAIN_TIMEOUT_MS).unref();
+    // Each edge answers once its players of these streams have every byte, or have stopped
+    // taking them for --slow-timeout.
     const streams = [...this.#ended.keys()];
     for (const slot of this.#edges) slot.child.send({ type: 'drain', streams });
     this.#maybeFinish();
@@ -309,9 +366,14 @@ export class Master {
     void this.close();
   }
 
+  /** A child cannot start: before the server is up, start() rejects; after, the master exits 1. */
   #fatal(why: string): void {
-    this.#log.error(why);
     this.#exitCode = 1;
+    if (!this.#up) {
+      this.#fail(new StartError(why));
+      return;
+    }
+    this.#log.error(why);
     void this.close();
   }
 

@@ -1,4 +1,5 @@
 import type { LogLevel } from './log.js';
+import type { StreamCheckpoint } from './protocol/control.js';
 
 /** One input of the source: where bytes come from and under which name they are served. */
 export interface InputConfig {
@@ -35,6 +36,8 @@ export interface SourceConfig {
   /** Use worker threads for per-Cluster work (false: in-process). */
   workers: number;
   logLevel: LogLevel;
+  /** Streams a previous run of the source left live: they go on from here. */
+  restore: StreamCheckpoint[];
 }
 
 /** What the master hands each edge process. */

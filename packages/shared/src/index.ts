@@ -15,3 +15,4 @@ export * from './http/errors.js';
 export * from './http/request.js';
 export * from './http/responses.js';
 export * from './http/handoff.js';
+export * from './startup.js';

@@ -3,7 +3,7 @@
  * JSON in argv[2]. Ingests every input, publishes Segments to the edges over
  * the hub's Unix socket, reports readiness, ends and stats over IPC.
  */
-import { Logger, describeError, type SourceConfig, type SourceToMaster, type MasterToSource } from '@mkvcast/shared';
+import { Logger, exitAtStart, failPoint, type SourceConfig, type SourceToMaster, type MasterToSource } from '@mkvcast/shared';
 import type { Socket } from 'node:net';
 import { createClusterProcessor } from './clusterPool.js';
 import { Hub } from './hub.js';
@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   // The master owns shutdown: a terminal's Ctrl-C reaches the whole group, so ignore it here.
   process.on('SIGINT', () => undefined);
   process.on('disconnect', () => process.exit(0));
+  failPoint('source');
 
   const hub = await Hub.listen(config, log);
   const processor = createClusterProcessor(config.workers);
@@ -51,7 +52,4 @@ async function main(): Promise<void> {
   send({ type: 'ready' });
 }
 
-main().catch((err) => {
-  process.stderr.write(`mkvcast source: ${describeError(err)}\n`);
-  process.exit(1);
-});
+main().catch((err) => exitAtStart('source', err));

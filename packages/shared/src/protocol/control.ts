@@ -1,4 +1,5 @@
 import type { LatencySummary } from '../latency.js';
+import type { TrackSummary } from './stream.js';
 
 /**
  * Control messages between the master and its children, over the IPC channel
@@ -9,12 +10,21 @@ export interface ReadyMessage {
   type: 'ready';
 }
 
+/**
+ * Child → master, before it exits during start-up: why it could not start.
+ * The master prints it once, instead of every child printing it at each retry.
+ */
+export interface FailedMessage {
+  type: 'failed';
+  message: string;
+}
+
 /** Edge → master: it accepts on the public socket now. */
 export interface ListeningMessage {
   type: 'listening';
 }
 
-/** Source → master: an input ended. */
+/** Source → master: a stream ended (the master forgets its checkpoint). */
 export interface EndedMessage {
   type: 'ended';
   stream: string;
@@ -123,9 +133,39 @@ export interface ServerStats {
   edges: { edgeId: number; pid: number | null; players: number; connections: number }[];
 }
 
-export type SourceToMaster = ReadyMessage | EndedMessage | SourceStats;
+/**
+ * What a stream needs to go on after the source process dies: the master
+ * keeps the newest one per stream and hands them to the next source run.
+ */
+export interface StreamCheckpoint {
+  stream: string;
+  /** Created by a publisher (not a configured input): a new run waits `--grace` for it to return. */
+  published: boolean;
+  /** The live header as the edges have it: generation, codecs and bytes (base64). */
+  generation: number;
+  docType: string;
+  tracks: TrackSummary[];
+  header: string;
+  /** The next Segment's sequence number. */
+  nextSeq: number;
+  /** Largest Cluster timestamp published, and the stream's first, in Matroska ticks. */
+  lastTicks: number;
+  originTicks: number;
+  /** A file input: the pass it is in and the byte offset of the first Cluster not yet published in full. */
+  file?: { pass: number; offset: number };
+}
+
+/** Source → master: a stream's checkpoint, sent before the Segment it accounts for goes to the edges. */
+export interface CheckpointMessage extends Omit<StreamCheckpoint, 'header'> {
+  type: 'checkpoint';
+  /** Sent when the header changed; otherwise the master keeps the last one. */
+  header?: string;
+}
+
+export type SourceToMaster = ReadyMessage | FailedMessage | EndedMessage | SourceStats | CheckpointMessage;
 export type EdgeToMaster =
   | ReadyMessage
+  | FailedMessage
   | ListeningMessage
   | LoadMessage
   | EdgeStats

@@ -18,6 +18,7 @@ import {
 
 import { LiveStream } from './liveStream.js';
 import { Player, type PlayerCounters } from './player.js';
+import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
 import { statusPage } from './statusPage.js';
 
@@ -69,6 +70,12 @@ interface Waiting {
 
 /** A player may wait this long for a configured stream to start. */
 const START_WAIT_MS = 10_000;
+/**
+ * Kernel send buffer of a player socket. 128 KiB (256 KiB as the kernel
+ * counts it) carries 10 Mbit/s over a 100 ms round trip, and hides under a
+ * second of a 2 Mbit/s stream from the lag measure.
+ */
+const PLAYER_SEND_BUFFER = 128 * 1024;
 
 /**
  * One edge process's work: a copy of every live stream fed by the source
@@ -92,11 +99,15 @@ export class Edge {
   readonly #waiting = new Map<string, Set<Waiting>>();
   /** Streams the master waits on: it hears stream-done once each has no players left. */
   readonly #draining = new Set<string>();
+  /** Ended streams whose players are still taking the last bytes. */
+  readonly #ending = new Set<LiveStream>();
+  readonly #sendBuffer: SendBufferCap;
 
   constructor(config: EdgeConfig, log: Logger, events: EdgeEvents) {
     this.#config = config;
     this.#log = log;
     this.#events = events;
+    this.#sendBuffer = new SendBufferCap(PLAYER_SEND_BUFFER, log);
     this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
     this.#link.on('message', (message) => this.#onSourceMessage(message));
     this.connected = new Promise((resolve) => this.#link.once('connected', resolve));
@@ -288,14 +299,16 @@ export class Edge {
   #join(socket: Socket, stream: LiveStream): void {
     const player = new Player(
       socket,
-      { backlogBytes: this.#config.playerBacklogBytes, slowTimeoutMs: this.#config.slowTimeoutMs },
+      { backlogBytes: this.#config.playerBacklogBytes, maxLagMs: this.#config.maxLagMs, slowTimeoutMs: this.#config.slowTimeoutMs },
       this.#counters,
     );
+    this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();
     socket.once('close', () => {
       this.#players--;
       stream.leave(player);
+      if (stream.ended && stream.players.size === 0) this.#ending.delete(stream);
       this.#reportIfDone(stream.name);
     });
     stream.join(player, this.#config.burstMs);
@@ -406,6 +419,8 @@ export class Edge {
     this.#streams.delete(name);
     stream.ended = true;
     if (error) this.#log.debug(`stream '${name}' ended: ${error}`);
+    // Its players take the rest before it is done (see Player.finish).
+    if (stream.players.size > 0) this.#ending.add(stream);
     for (const player of stream.players) player.finish();
     this.#reportIfDone(name);
   }
@@ -418,11 +433,10 @@ export class Edge {
     }
   }
 
+  /** Done with a stream: not live here, and none of its players still finishing. */
   #reportIfDone(name: string): void {
-    if (!this.#draining.has(name)) return;
-    const stream = this.#streams.get(name);
-    if (stream && !stream.ended) return;
-    if (stream && stream.players.size > 0) return;
+    if (!this.#draining.has(name) || this.#streams.has(name)) return;
+    for (const stream of this.#ending) if (stream.name === name) return;
     this.#draining.delete(name);
     this.#events.streamDone(name);
   }

@@ -4,7 +4,9 @@ import type { LatencyHistogram, RingEntry } from '@mkvcast/shared';
 export interface PlayerPolicy {
   /** Unsent bytes past which the player skips Segments until the next keyframe. */
   backlogBytes: number;
-  /** A player lagging this long without catching up is disconnected, ms. */
+  /** A player behind the live edge this long skips Segments until the next keyframe, ms. */
+  maxLagMs: number;
+  /** A player behind this long without catching up is disconnected, ms. */
   slowTimeoutMs: number;
 }
 
@@ -19,18 +21,26 @@ export interface PlayerCounters {
 /** A live Segment as the edge holds it: a ring entry with the time the source had it. */
 export type LiveEntry = RingEntry & { sentAt?: number };
 
+/** How often a finishing player's progress is checked, ms. */
+const FINISH_CHECK_MS = 500;
+
 /**
  * One HTTP player of a live stream. Segments are written as they arrive,
- * never copied; a player whose socket stops taking them skips ahead to the
- * next keyframe (its unsent bytes stay under backlogBytes plus one Segment),
- * and is disconnected when it has lagged for slowTimeoutMs.
+ * never copied. A player is behind while the kernel refuses what was written
+ * to it (its send buffer is capped, so that shows within a second or two of
+ * it falling behind). Behind for maxLagMs, or holding more than backlogBytes
+ * unsent, it skips ahead to the next keyframe; behind for slowTimeoutMs, it
+ * is disconnected.
  */
 export class Player {
   readonly socket: Socket;
   readonly #policy: PlayerPolicy;
   readonly #counters: PlayerCounters;
   #waitingForKeyframe = false;
-  #laggingSince = 0;
+  /** When this player was first seen behind (0: it is not). */
+  #behindSince = 0;
+  /** Skipping in this lag episode (counted once). */
+  #skipping = false;
 
   constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters) {
     this.socket = socket;
@@ -60,34 +70,65 @@ export class Player {
   }
 
   deliver(entry: LiveEntry, now: number): void {
-    if (this.#waitingForKeyframe && !entry.keyframe) return;
     const socket = this.socket;
-    if (socket.writableLength > this.#policy.backlogBytes) {
-      this.#lag(now);
+    const lag = this.#lag(now);
+    if (lag > this.#policy.slowTimeoutMs) {
+      this.#counters.kicked++;
+      socket.destroy();
       return;
     }
+    if (lag > this.#policy.maxLagMs || socket.writableLength > this.#policy.backlogBytes) {
+      this.#skip();
+      return;
+    }
+    this.#skipping = false;
+    if (this.#waitingForKeyframe && !entry.keyframe) return;
     this.#waitingForKeyframe = false;
-    this.#laggingSince = 0;
     socket.write(entry.bytes);
     this.#counters.bytesOut += entry.bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
     if (entry.sentAt !== undefined) this.#counters.latency.record(Date.now() - entry.sentAt);
   }
 
-  /** Ends the response once what was written is sent; gives up on a reader that never takes it. */
+  /**
+   * Ends the response once every byte written has gone to the kernel (which
+   * delivers the rest after the socket closes). Gives up on a reader that
+   * takes nothing for slowTimeoutMs.
+   */
   finish(): void {
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), this.#policy.slowTimeoutMs).unref();
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    socket.once('finish', () => socket.destroy());
+    socket.end();
+    let left = socket.writableLength;
+    let progressAt = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      if (socket.writableLength < left) {
+        left = socket.writableLength;
+        progressAt = now;
+      } else if (now - progressAt > this.#policy.slowTimeoutMs) {
+        socket.destroy();
+      }
+    }, Math.min(FINISH_CHECK_MS, this.#policy.slowTimeoutMs));
+    timer.unref();
+    socket.once('close', () => clearInterval(timer));
   }
 
-  #lag(now: number): void {
-    if (this.#laggingSince === 0) {
-      this.#laggingSince = now;
-      this.#waitingForKeyframe = true;
-      this.#counters.skips++;
-    } else if (now - this.#laggingSince > this.#policy.slowTimeoutMs) {
-      this.#counters.kicked++;
-      this.socket.destroy();
+  /** ms this player has been behind: something written earlier is still not with the kernel. */
+  #lag(now: number): number {
+    if (this.socket.writableLength === 0) {
+      this.#behindSince = 0;
+      return 0;
     }
+    if (this.#behindSince === 0) this.#behindSince = now;
+    return now - this.#behindSince;
+  }
+
+  #skip(): void {
+    this.#waitingForKeyframe = true;
+    if (this.#skipping) return;
+    this.#skipping = true;
+    this.#counters.skips++;
   }
 }

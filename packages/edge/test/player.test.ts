@@ -28,7 +28,7 @@ const seg = (seq: number, keyframe: boolean): RingEntry => ({ seq, ts: seq * 100
 function setup() {
   const socket = new FakeSocket();
   const counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0, latency: new LatencyHistogram() };
-  const player = new Player(socket as unknown as Socket, { backlogBytes: 1000, slowTimeoutMs: 5000 }, counters);
+  const player = new Player(socket as unknown as Socket, { backlogBytes: 1000, maxLagMs: 2000, slowTimeoutMs: 5000 }, counters);
   return { socket, counters, player };
 }
 
@@ -74,6 +74,22 @@ test('a player that lags past slowTimeoutMs is disconnected and counted', () => 
   player.deliver(seg(2, true), 6001);
   assert.equal(socket.destroyed, true);
   assert.equal(counters.kicked, 1);
+});
+
+test('a player behind for maxLagMs skips though its backlog is small (regression: lag hid in the kernel)', () => {
+  const { socket, player, counters } = setup();
+  player.deliver(seg(0, true), 0);
+  socket.writableLength = 10; // under backlogBytes, but not taken by the kernel
+  player.deliver(seg(1, false), 1000); // behind since 1000
+  player.deliver(seg(2, false), 2500);
+  assert.equal(counters.skips, 0);
+  player.deliver(seg(3, true), 3001); // 2001 ms behind
+  assert.equal(counters.skips, 1);
+  assert.deepEqual(socket.written.map((b) => b[0]), [0, 1, 2]);
+  socket.writableLength = 0; // caught up: the clock restarts
+  player.deliver(seg(4, true), 9000);
+  assert.deepEqual(socket.written.map((b) => b[0]), [0, 1, 2, 4]);
+  assert.equal(counters.kicked, 0);
 });
 
 test('resync makes a player wait for a keyframe', () => {

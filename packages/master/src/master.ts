@@ -41,6 +41,7 @@ export interface MasterOptions {
   bufferBytes: number;
   burstMs: number;
   playerBacklogBytes: number;
+  maxLagMs: number;
   slowTimeoutMs: number;
   workers: number;
   logLevel: LogLevel;
@@ -214,6 +215,7 @@ export class Master {
       bufferMs: o.bufferMs,
       bufferBytes: o.bufferBytes,
       playerBacklogBytes: o.playerBacklogBytes,
+      maxLagMs: o.maxLagMs,
       slowTimeoutMs: o.slowTimeoutMs,
       defaultStream: o.inputs.length === 1 ? o.inputs[0]!.name : null,
       edges: o.edges,

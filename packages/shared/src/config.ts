@@ -51,6 +51,8 @@ export interface EdgeConfig {
   bufferBytes: number;
   /** Bytes a player may leave unread before it skips ahead to the next keyframe. */
   playerBacklogBytes: number;
+  /** A player behind the live edge this long skips ahead to the next keyframe, ms. */
+  maxLagMs: number;
   /** A player lagging this long without catching up is disconnected, ms. */
   slowTimeoutMs: number;
   /** How many edges there are: a full edge hands a player back while others remain untried. */

@@ -23,6 +23,7 @@ export interface Stats {
   kicked: number;
   restarts?: number;
   edges?: { edgeId: number; pid: number | null; players: number; connections: number }[];
+  streams?: { name: string; segments: number; bytesIn: number }[];
 }
 
 export interface Reply {

@@ -15,6 +15,7 @@ import {
   type SourceConfig,
   type SourceMessage,
   type SourceStats,
+  type StreamCheckpoint,
 } from '@mkvcast/shared';
 import type { LiveHeader } from './header.js';
 
@@ -50,7 +51,37 @@ export class Hub {
     this.#server = server;
     this.#config = config;
     this.#log = log;
+    for (const checkpoint of config.restore) this.#restore(checkpoint);
     server.on('connection', (socket) => this.#onConnection(socket));
+  }
+
+  /**
+   * A stream the last run of the source left live, with the header and
+   * generation the edges have: they keep its players, who resume at the
+   * next keyframe, and its sequence numbers go on.
+   */
+  #restore(checkpoint: StreamCheckpoint): void {
+    const header: HeaderMessage = {
+      type: 'header',
+      stream: checkpoint.stream,
+      generation: checkpoint.generation,
+      docType: checkpoint.docType,
+      tracks: checkpoint.tracks,
+      bytes: Buffer.from(checkpoint.header, 'base64'),
+    };
+    this.#streams.set(checkpoint.stream, {
+      name: checkpoint.stream,
+      header,
+      ring: new SegmentRing({ maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes }),
+      nextSeq: checkpoint.nextSeq,
+      segments: 0,
+      bytesIn: 0,
+    });
+  }
+
+  /** A stream's header and next sequence number, for its checkpoint. */
+  state(name: string): { header: HeaderMessage; nextSeq: number } | undefined {
+    return this.#streams.get(name);
   }
 
   static async listen(config: SourceConfig, log: Logger): Promise<Hub> {

@@ -6,7 +6,10 @@ import {
   readSize,
   readUint,
   describeError,
+  type CheckpointMessage,
+  type HeaderMessage,
   type Logger,
+  type StreamCheckpoint,
   type ScanEvent,
   MatroskaScanner,
 } from '@mkvcast/shared';
@@ -33,6 +36,22 @@ const REBASE_GAP_MS = 40;
 
 type Phase = 'ebml' | 'header' | 'clusters';
 
+export interface IngestOptions {
+  /** Release media in real time (files); live inputs are taken as they come. */
+  paced: boolean;
+  /** Created by a publisher, not configured. */
+  published: boolean;
+  hub: Hub;
+  processor: ClusterProcessor;
+  log: Logger;
+  /** Used to remux inputs in other containers, when given. */
+  ffmpeg: string | null;
+  /** Where the last run of the source left this stream: timestamps go on rising from there. */
+  resume?: StreamCheckpoint;
+  /** Told before each Segment goes out, so that a new source run can go on from it. */
+  checkpoint: (message: CheckpointMessage) => void;
+}
+
 /**
  * One input, from bytes to published Segments: scan, build the live header,
  * cut Clusters at keyframes (on the cluster processor), keep timestamps
@@ -40,11 +59,13 @@ type Phase = 'ebml' | 'header' | 'clusters';
  */
 export class StreamIngest {
   readonly #name: string;
-  readonly #ffmpeg: string | null;
+  readonly #options: IngestOptions;
   readonly #hub: Hub;
   readonly #processor: ClusterProcessor;
   readonly #log: Logger;
   readonly #pacer: Pacer;
+  /** The header as last sent in a checkpoint. */
+  #checkpointed: HeaderMessage | undefined;
   readonly #abort = new AbortController();
   #phase: Phase = 'ebml';
   #ebmlHeader: Buffer | undefined;
@@ -61,17 +82,19 @@ export class StreamIngest {
   /** Clusters ingested, over all sessions. */
   #clusters = 0;
 
-  /**
-   * `paced`: release media in real time (files); live inputs are taken as they
-   * come. `ffmpeg`: used to remux inputs in other containers, when given.
-   */
-  constructor(name: string, paced: boolean, hub: Hub, processor: ClusterProcessor, log: Logger, ffmpeg: string | null = null) {
+  constructor(name: string, options: IngestOptions) {
     this.#name = name;
-    this.#ffmpeg = ffmpeg;
-    this.#hub = hub;
-    this.#processor = processor;
-    this.#log = log;
-    this.#pacer = new Pacer(paced);
+    this.#options = options;
+    this.#hub = options.hub;
+    this.#processor = options.processor;
+    this.#log = options.log;
+    this.#pacer = new Pacer(options.paced);
+    const resume = options.resume;
+    if (resume) {
+      // The first Cluster of this run is rebased to follow the last one published.
+      this.#origin = resume.originTicks;
+      this.#last = resume.lastTicks;
+    }
   }
 
   get name(): string {
@@ -122,7 +145,7 @@ export class StreamIngest {
     const scanner = new MatroskaScanner();
     const signal = this.#abort.signal;
     try {
-      for await (const chunk of matroskaBytes(stream, this.#ffmpeg)) {
+      for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg)) {
         for (const event of scanner.push(chunk)) await this.#onEvent(event);
         if (signal.aborted) return;
       }
@@ -190,7 +213,29 @@ export class StreamIngest {
     const ts = ((piece.timestamp - this.#origin) * header.timestampScale) / 1e6;
     const waited = await this.#pacer.wait(ts, this.#abort.signal).catch(() => false);
     if (this.#abort.signal.aborted) return;
+    this.#checkpoint();
     this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes, waited ? Date.now() : scannedAt);
+  }
+
+  /** The stream's state once the next Segment is out; the header only when it changed. */
+  #checkpoint(): void {
+    const state = this.#hub.state(this.name);
+    if (!state) return;
+    const { header, nextSeq } = state;
+    const changed = header !== this.#checkpointed;
+    this.#checkpointed = header;
+    this.#options.checkpoint({
+      type: 'checkpoint',
+      stream: this.name,
+      published: this.#options.published,
+      generation: header.generation,
+      docType: header.docType,
+      tracks: header.tracks,
+      ...(changed ? { header: Buffer.from(header.bytes).toString('base64') } : {}),
+      nextSeq: nextSeq + 1,
+      lastTicks: this.#last,
+      originTicks: this.#origin!,
+    });
   }
 }
 

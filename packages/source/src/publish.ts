@@ -78,6 +78,11 @@ export class PublishRouter {
     for (const source of this.#streams.values()) source.close();
   }
 
+  /** A stream whose publisher the last source run lost: it waits --grace for one. */
+  restore(name: string): void {
+    if (!this.#streams.has(name) && !this.#reserved.has(name)) this.#open(name);
+  }
+
   #publish(socket: Socket, head: RequestHead, rest: Buffer): void {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);

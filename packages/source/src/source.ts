@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { describeError, type InputConfig, type Logger, type SourceConfig, type SourceToMaster } from '@mkvcast/shared';
+import { describeError, type InputConfig, type Logger, type SourceConfig, type SourceToMaster, type StreamCheckpoint } from '@mkvcast/shared';
 import type { ClusterProcessor } from './clusterPool.js';
 import type { Hub } from './hub.js';
 import { StreamIngest } from './ingest.js';
@@ -27,6 +27,8 @@ export class Source {
   readonly #send: (message: SourceToMaster) => void;
   readonly #running = new Map<string, Running>();
   readonly #publish: PublishRouter;
+  /** Streams the last run of the source left live, by name, until their ingest starts. */
+  readonly #resume: Map<string, StreamCheckpoint>;
 
   constructor(config: SourceConfig, hub: Hub, processor: ClusterProcessor, log: Logger, send: (m: SourceToMaster) => void) {
     this.#config = config;
@@ -34,12 +36,32 @@ export class Source {
     this.#processor = processor;
     this.#log = log;
     this.#send = send;
+    this.#resume = new Map(config.restore.map((c) => [c.stream, c]));
     this.#publish = new PublishRouter(
       { key: config.publishKey, graceMs: config.graceMs, idleTimeoutMs: config.idleTimeoutMs, maxStreams: config.maxPublished },
       config.inputs.map((i) => i.name),
-      (name, source) => this.#run(name, new StreamIngest(name, false, hub, processor, log, config.ffmpeg), source, false),
+      (name, source) => this.#run(name, this.#ingest(name, false, true), source, false),
       log,
     );
+    // Publishers cut off by the last run's end get --grace to come back; their players stay.
+    for (const checkpoint of config.restore) {
+      if (checkpoint.published) this.#publish.restore(checkpoint.stream);
+    }
+  }
+
+  #ingest(name: string, paced: boolean, published: boolean): StreamIngest {
+    const resume = this.#resume.get(name);
+    this.#resume.delete(name);
+    return new StreamIngest(name, {
+      paced,
+      published,
+      hub: this.#hub,
+      processor: this.#processor,
+      log: this.#log,
+      ffmpeg: this.#config.ffmpeg,
+      resume,
+      checkpoint: this.#send,
+    });
   }
 
   /** Starts every configured input. */
@@ -67,7 +89,7 @@ export class Source {
       this.#send({ type: 'ended', stream: input.name, ok: false, message });
       return;
     }
-    const ingest = new StreamIngest(input.name, input.paced, this.#hub, this.#processor, this.#log, this.#config.ffmpeg);
+    const ingest = this.#ingest(input.name, input.paced, false);
     // A file or stdin that breaks ends its stream; a live input waits for its next session.
     const live = source.live;
     this.#run(input.name, ingest, source, !live);

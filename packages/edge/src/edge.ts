@@ -16,7 +16,7 @@ import {
 } from '@mkvcast/shared';
 
 
-import { LiveStream } from './liveStream.js';
+import { LiveStream, type StartMode } from './liveStream.js';
 import { Player, type PlayerCounters } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
@@ -292,11 +292,20 @@ export class Edge {
       this.#rejected++;
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
+    const start = this.#startMode(head);
     if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD');
-    else this.#join(socket, stream);
+    else this.#join(socket, stream, start);
   }
 
-  #join(socket: Socket, stream: LiveStream): void {
+  /** `?start=newest|next`, or the server's --start. */
+  #startMode(head: RequestHead): StartMode {
+    const asked = head.query.get('start');
+    if (asked === null) return this.#config.startMode;
+    if (asked === 'newest' || asked === 'next') return asked;
+    throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
+  }
+
+  #join(socket: Socket, stream: LiveStream, start: StartMode): void {
     const player = new Player(
       socket,
       { backlogBytes: this.#config.playerBacklogBytes, maxLagMs: this.#config.maxLagMs, slowTimeoutMs: this.#config.slowTimeoutMs },
@@ -311,7 +320,7 @@ export class Edge {
       if (stream.ended && stream.players.size === 0) this.#ending.delete(stream);
       this.#reportIfDone(stream.name);
     });
-    stream.join(player, this.#config.burstMs);
+    stream.join(player, start, this.#config.burstMs);
   }
 
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
@@ -347,7 +356,8 @@ export class Edge {
       clearTimeout(entry.timer);
       this.#players--;
       if (entry.head) entry.socket.end(stream.responseHead);
-      else this.#join(entry.socket, stream);
+      // The stream has just started: every player waits for its first keyframe.
+      else this.#join(entry.socket, stream, 'next');
     }
   }
 
@@ -403,7 +413,7 @@ export class Edge {
   #onHeader(header: HeaderMessage): void {
     const stream = this.#streams.get(header.stream);
     if (!stream) {
-      const live = new LiveStream(header, { maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes });
+      const live = new LiveStream(header, { maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes, maxDelayMs: this.#config.maxDelayMs });
       this.#streams.set(header.stream, live);
       this.#release(live);
       return;
@@ -417,6 +427,7 @@ export class Edge {
     const stream = this.#streams.get(name);
     if (!stream) return;
     this.#streams.delete(name);
+    stream.flush();
     stream.ended = true;
     if (error) this.#log.debug(`stream '${name}' ended: ${error}`);
     // Its players take the rest before it is done (see Player.finish).

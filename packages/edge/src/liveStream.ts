@@ -1,5 +1,18 @@
 import { SegmentRing, contentTypeFor, streamResponseHead, type HeaderMessage, type RingLimits, type TrackSummary } from '@mkvcast/shared';
+import { batchOf } from './batch.js';
 import type { LiveEntry, Player } from './player.js';
+
+/** Where a new player starts: the newest keyframe (a picture at once), or the next one (at the live edge). */
+export type StartMode = 'newest' | 'next';
+
+export interface LiveStreamOptions extends RingLimits {
+  /**
+   * Segments are written to players at most this long after they arrive, ms:
+   * what arrives within that window goes out as one write per player. 0:
+   * each Segment is written as it arrives.
+   */
+  maxDelayMs: number;
+}
 
 /**
  * An edge's copy of one stream: its header, one copy of each recent Segment,
@@ -11,15 +24,20 @@ export class LiveStream {
   /** The source ended it; its players are finishing. */
   ended = false;
   readonly #ring: SegmentRing;
+  readonly #maxDelayMs: number;
   #header: HeaderMessage;
   #responseHead: Buffer;
   #nextSeq: number | null = null;
+  /** Segments not yet written to the players (nor in the ring, where joiners would get them twice). */
+  #pending: LiveEntry[] = [];
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(header: HeaderMessage, limits: RingLimits) {
+  constructor(header: HeaderMessage, options: LiveStreamOptions) {
     this.name = header.stream;
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
-    this.#ring = new SegmentRing(limits);
+    this.#ring = new SegmentRing(options);
+    this.#maxDelayMs = options.maxDelayMs;
   }
 
   get docType(): string {
@@ -45,6 +63,7 @@ export class LiveStream {
    * generation (new codecs) returns the players that must start afresh.
    */
   replaceHeader(header: HeaderMessage): Player[] {
+    this.flush();
     const same = header.generation === this.#header.generation;
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
@@ -63,17 +82,37 @@ export class LiveStream {
   }
 
   push(entry: LiveEntry): void {
-    if (this.#nextSeq !== null && entry.seq !== this.#nextSeq) this.#discontinuity();
+    if (this.#nextSeq !== null && entry.seq !== this.#nextSeq) {
+      this.flush();
+      this.#discontinuity();
+    }
     this.#nextSeq = entry.seq + 1;
-    this.#ring.push(entry);
-    const now = Date.now();
-    for (const player of this.players) player.deliver(entry, now);
+    this.#pending.push(entry);
+    if (this.#maxDelayMs === 0) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), this.#maxDelayMs);
   }
 
-  /** A new player: response head, stream header, then the Segments from the join point. */
-  join(player: Player, burstMs: number): void {
+  /** Writes what is pending to every player, as one buffer each. */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const entries = this.#pending;
+    if (entries.length === 0) return;
+    this.#pending = [];
+    for (const entry of entries) this.#ring.push(entry);
+    const batch = batchOf(entries);
+    const now = Date.now();
+    for (const player of this.players) player.deliver(batch, now);
+  }
+
+  /**
+   * A new player: response head, stream header, then the Segments from the
+   * join point (`newest`: the newest keyframe, or `burstMs` before it), or
+   * nothing until the next keyframe (`next`).
+   */
+  join(player: Player, mode: StartMode, burstMs: number): void {
     this.players.add(player);
-    player.start(this.#responseHead, this.#header.bytes, this.#ring.joinPoint(burstMs));
+    player.start(this.#responseHead, this.#header.bytes, mode === 'next' ? [] : this.#ring.joinPoint(burstMs));
   }
 
   leave(player: Player): void {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { LatencyHistogram, RingEntry } from '@mkvcast/shared';
+import type { Batch } from './batch.js';
 
 export interface PlayerPolicy {
   /** Unsent bytes past which the player skips Segments until the next keyframe. */
@@ -69,7 +70,8 @@ export class Player {
     this.#waitingForKeyframe = true;
   }
 
-  deliver(entry: LiveEntry, now: number): void {
+  /** Writes a batch of live Segments, from its first keyframe when this player waits for one. */
+  deliver(batch: Batch, now: number): void {
     const socket = this.socket;
     const lag = this.#lag(now);
     if (lag > this.#policy.slowTimeoutMs) {
@@ -82,12 +84,16 @@ export class Player {
       return;
     }
     this.#skipping = false;
-    if (this.#waitingForKeyframe && !entry.keyframe) return;
-    this.#waitingForKeyframe = false;
-    socket.write(entry.bytes);
-    this.#counters.bytesOut += entry.bytes.length;
+    let bytes = batch.bytes;
+    if (this.#waitingForKeyframe) {
+      if (batch.keyAt < 0) return;
+      if (batch.keyAt > 0) bytes = bytes.subarray(batch.keyAt);
+      this.#waitingForKeyframe = false;
+    }
+    socket.write(bytes);
+    this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
-    if (entry.sentAt !== undefined) this.#counters.latency.record(Date.now() - entry.sentAt);
+    if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);
   }
 
   /**

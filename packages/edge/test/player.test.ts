@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { Socket } from 'node:net';
 import { LatencyHistogram, type RingEntry } from '@mkvcast/shared';
 import { Player, type PlayerCounters } from '../src/player.js';
+import { batchOf } from '../src/batch.js';
 
 /** The part of a socket a Player uses, with a backlog the test controls. */
 class FakeSocket {
@@ -43,22 +44,22 @@ test('start writes response head, stream header and the join Segments in one bat
 test('a player with nothing to start on waits for the first keyframe', () => {
   const { socket, player } = setup();
   player.start(Buffer.from('H'), new Uint8Array([0xaa]), []);
-  player.deliver(seg(0, false), 0);
-  player.deliver(seg(1, true), 0);
-  player.deliver(seg(2, false), 0);
+  player.deliver(batchOf([seg(0, false)]), 0);
+  player.deliver(batchOf([seg(1, true)]), 0);
+  player.deliver(batchOf([seg(2, false)]), 0);
   assert.deepEqual(socket.written.slice(2).map((b) => b[0]), [1, 2]);
 });
 
 test('a backlogged player skips to the next keyframe once it drains, counted once', () => {
   const { socket, player, counters } = setup();
-  player.deliver(seg(0, true), 0);
+  player.deliver(batchOf([seg(0, true)]), 0);
   socket.writableLength = 5000; // the peer stopped reading
-  player.deliver(seg(1, false), 100);
-  player.deliver(seg(2, true), 200);
+  player.deliver(batchOf([seg(1, false)]), 100);
+  player.deliver(batchOf([seg(2, true)]), 200);
   socket.writableLength = 0; // it caught up
-  player.deliver(seg(3, false), 300); // mid-GOP: still skipped
-  player.deliver(seg(4, true), 400);
-  player.deliver(seg(5, false), 500);
+  player.deliver(batchOf([seg(3, false)]), 300); // mid-GOP: still skipped
+  player.deliver(batchOf([seg(4, true)]), 400);
+  player.deliver(batchOf([seg(5, false)]), 500);
   assert.deepEqual(socket.written.map((b) => b[0]), [0, 4, 5]);
   assert.equal(counters.skips, 1);
   assert.equal(counters.kicked, 0);
@@ -68,45 +69,61 @@ test('a backlogged player skips to the next keyframe once it drains, counted onc
 test('a player that lags past slowTimeoutMs is disconnected and counted', () => {
   const { socket, player, counters } = setup();
   socket.writableLength = 5000;
-  player.deliver(seg(0, true), 1000);
-  player.deliver(seg(1, true), 4000);
+  player.deliver(batchOf([seg(0, true)]), 1000);
+  player.deliver(batchOf([seg(1, true)]), 4000);
   assert.equal(socket.destroyed, false);
-  player.deliver(seg(2, true), 6001);
+  player.deliver(batchOf([seg(2, true)]), 6001);
   assert.equal(socket.destroyed, true);
   assert.equal(counters.kicked, 1);
 });
 
 test('a player behind for maxLagMs skips though its backlog is small (regression: lag hid in the kernel)', () => {
   const { socket, player, counters } = setup();
-  player.deliver(seg(0, true), 0);
+  player.deliver(batchOf([seg(0, true)]), 0);
   socket.writableLength = 10; // under backlogBytes, but not taken by the kernel
-  player.deliver(seg(1, false), 1000); // behind since 1000
-  player.deliver(seg(2, false), 2500);
+  player.deliver(batchOf([seg(1, false)]), 1000); // behind since 1000
+  player.deliver(batchOf([seg(2, false)]), 2500);
   assert.equal(counters.skips, 0);
-  player.deliver(seg(3, true), 3001); // 2001 ms behind
+  player.deliver(batchOf([seg(3, true)]), 3001); // 2001 ms behind
   assert.equal(counters.skips, 1);
   assert.deepEqual(socket.written.map((b) => b[0]), [0, 1, 2]);
   socket.writableLength = 0; // caught up: the clock restarts
-  player.deliver(seg(4, true), 9000);
+  player.deliver(batchOf([seg(4, true)]), 9000);
   assert.deepEqual(socket.written.map((b) => b[0]), [0, 1, 2, 4]);
   assert.equal(counters.kicked, 0);
 });
 
 test('resync makes a player wait for a keyframe', () => {
   const { socket, player } = setup();
-  player.deliver(seg(0, true), 0);
+  player.deliver(batchOf([seg(0, true)]), 0);
   player.resync();
-  player.deliver(seg(1, false), 0);
-  player.deliver(seg(2, true), 0);
+  player.deliver(batchOf([seg(1, false)]), 0);
+  player.deliver(batchOf([seg(2, true)]), 0);
   assert.deepEqual(socket.written.map((b) => b[0]), [0, 2]);
 });
 
 test('each live Segment written records its latency since the source had it; skipped ones do not', () => {
   const { socket, player, counters } = setup();
-  player.deliver({ ...seg(0, true), sentAt: Date.now() - 40 }, 0);
+  player.deliver(batchOf([{ ...seg(0, true), sentAt: Date.now() - 40 }]), 0);
   socket.writableLength = 5000;
-  player.deliver({ ...seg(1, true), sentAt: Date.now() - 40 }, 0);
+  player.deliver(batchOf([{ ...seg(1, true), sentAt: Date.now() - 40 }]), 0);
   const summary = counters.latency.summary();
   assert.equal(summary.samples, 1);
   assert.ok(summary.p50 >= 40 && summary.p50 < 1000, `p50 ${summary.p50}`);
+});
+
+test('a batch is written whole; a player waiting for a keyframe gets it from its first keyframe on', () => {
+  const { socket, player } = setup();
+  player.deliver(batchOf([seg(0, true), seg(1, false)]), 0);
+  player.resync();
+  player.deliver(batchOf([seg(2, false), seg(3, true), seg(4, false)]), 0);
+  player.deliver(batchOf([seg(5, false), seg(6, false)]), 0);
+  assert.deepEqual(socket.written.map((b) => [...b]), [[0, 1], [3, 4], [5, 6]]);
+});
+
+test('a batch without a keyframe is not written to a player waiting for one', () => {
+  const { socket, player } = setup();
+  player.resync();
+  player.deliver(batchOf([seg(1, false), seg(2, false)]), 0);
+  assert.equal(socket.written.length, 0);
 });

@@ -40,6 +40,8 @@ export interface MasterOptions {
   bufferMs: number;
   bufferBytes: number;
   burstMs: number;
+  startMode: 'newest' | 'next';
+  maxDelayMs: number;
   playerBacklogBytes: number;
   maxLagMs: number;
   slowTimeoutMs: number;
@@ -212,6 +214,8 @@ export class Master {
       socketPath,
       clientsPerEdge: o.clientsPerEdge,
       burstMs: o.burstMs,
+      startMode: o.startMode,
+      maxDelayMs: o.maxDelayMs,
       bufferMs: o.bufferMs,
       bufferBytes: o.bufferBytes,
       playerBacklogBytes: o.playerBacklogBytes,

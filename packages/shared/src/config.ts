@@ -47,6 +47,10 @@ export interface EdgeConfig {
   clientsPerEdge: number;
   /** A new player starts this many ms back from the newest keyframe (0 = newest keyframe). */
   burstMs: number;
+  /** Where a new player starts when it does not ask (?start=): the newest keyframe, or the next. */
+  startMode: 'newest' | 'next';
+  /** Segments are written to players at most this long after they arrive, batched, ms (0: at once). */
+  maxDelayMs: number;
   bufferMs: number;
   bufferBytes: number;
   /** Bytes a player may leave unread before it skips ahead to the next keyframe. */

@@ -224,6 +224,29 @@ test('an unknown-size Cluster in a known-size Segment ends at the Segment end', 
   ]);
 });
 
+test('an unknown-size Cluster ending a known-size Segment waits for the body of its last child', () => {
+  const head = [
+    ...EBML_MATROSKA, // 24 bytes
+    0x18, 0x53, 0x80, 0x67, // Segment ID
+    0x96, //                   size 22 = CLUSTER_1 exactly
+    0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+    0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+    0xe7, 0x81, 0x00, //       Timestamp, size 1, = 0
+    0xa3, 0x85, //             SimpleBlock, size 5: it ends exactly where the Segment does
+  ];
+  const body = [
+    0x81, //                   track 1
+    0x00, 0x00, //             relative timestamp 0
+    0x80, //                   flags: keyframe
+    0xaa, //                   frame data
+  ];
+  const scanner = new MatroskaScanner();
+  // Only the SimpleBlock's header is here: the Cluster cannot be whole yet.
+  assert.deepEqual(scanner.push(bytes(head)).map((e) => e.kind), ['ebml', 'segment']);
+  assert.deepEqual(scanner.push(bytes(body)), [{ kind: 'cluster', bytes: bytes(CLUSTER_1) }]);
+  assert.deepEqual(scanner.end(), []);
+});
+
 test('chained streams after a known-size Segment: the second EBML header and Segment are emitted again', () => {
   assert.deepEqual(scan(Buffer.concat([FILE, LIVE])), [...FILE_EVENTS, ...LIVE_EVENTS]);
 });

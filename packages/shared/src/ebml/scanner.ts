@@ -265,7 +265,8 @@ export class MatroskaScanner {
     const start = this.#elementStart;
     for (;;) {
       const at = this.#elementEnd;
-      if (at === this.#segmentEnd) return this.#closeCluster(at, out);
+      // At the Segment's end only once the last child's bytes are all here.
+      if (at === this.#segmentEnd && at <= this.#window.end) return this.#closeCluster(at, out);
       if (at >= this.#window.end) return false;
       const child = this.#readHeader(at, `in the Cluster at byte ${start}`);
       if (child === undefined) return false;

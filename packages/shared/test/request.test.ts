@@ -58,3 +58,20 @@ test('a head that never ends is refused once past the limit', () => {
   assert.equal(err, 'MKV_ERR_HEADERS_TOO_LARGE');
   assert.ok(MAX_HEAD_BYTES < 20 * line.length);
 });
+
+test('an origin-form target starting with "//" is a path, not a host (RFC 9112 §3.2.1)', () => {
+  // "//live/a" once parsed as host "live", path "/a"; "//" as a URL without a host (400).
+  const bytes = Buffer.from([
+    0x47, 0x45, 0x54, 0x20, //                   "GET "
+    0x2f, 0x2f, 0x6c, 0x69, 0x76, 0x65, //       "//live"
+    0x2f, 0x61, 0x3f, 0x6b, 0x3d, 0x31, 0x20, // "/a?k=1 "
+    0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e, 0x31, // "HTTP/1.1"
+    0x0d, 0x0a, 0x0d, 0x0a, //                   CRLF, empty line: end of the head
+  ]);
+  const head = new RequestHeadReader().push(bytes)!.head;
+  assert.equal(head.path, '//live/a');
+  assert.equal(head.query.get('k'), '1');
+  assert.equal(parseHead('GET // HTTP/1.1').path, '//');
+  // A backslash counts as a slash in http URLs: "/\host/a" must not name a host either.
+  assert.equal(parseHead('GET /\\evil.example/a HTTP/1.1').path, '//evil.example/a');
+});

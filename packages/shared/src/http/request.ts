@@ -73,8 +73,9 @@ export function parseHead(text: string): RequestHead {
 function splitTarget(target: string): { path: string; query: URLSearchParams } {
   let url: URL;
   try {
-    // Absolute-form targets (RFC 9112 §3.2.2) and origin-form alike.
-    url = new URL(target, 'http://localhost');
+    // Origin-form (RFC 9112 §3.2.1) is a path even when it starts with "//";
+    // resolved against a base, that would name a host. Absolute-form: §3.2.2.
+    url = target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target, 'http://localhost');
   } catch {
     throw new HttpError('MKV_ERR_BAD_REQUEST', 'malformed request target');
   }

@@ -75,3 +75,20 @@ test('an origin-form target starting with "//" is a path, not a host (RFC 9112 Â
   // A backslash counts as a slash in http URLs: "/\host/a" must not name a host either.
   assert.equal(parseHead('GET /\\evil.example/a HTTP/1.1').path, '//evil.example/a');
 });
+
+test('a head of exactly MAX_HEAD_BYTES is accepted when its last bytes come in a later read', () => {
+  const line = Buffer.from('GET / HTTP/1.1\r\n'); //                 request line, 16 bytes
+  const name = Buffer.from('X-Pad: '); //                            field name, colon, space
+  const pad = Buffer.alloc(MAX_HEAD_BYTES - line.length - name.length, 0x70); // 'p'â€¦ up to the limit
+  const head = Buffer.concat([line, name, pad]);
+  assert.equal(head.length, MAX_HEAD_BYTES);
+  const whole = new RequestHeadReader().push(Buffer.concat([head, Buffer.from([0x0d, 0x0a, 0x0d, 0x0a])]));
+  assert.ok(whole, 'in one read it is accepted');
+  for (let split = 1; split <= 4; split++) {
+    const reader = new RequestHeadReader();
+    const end = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a]); // CR LF CR LF: end of the last field, then the empty line
+    assert.equal(reader.push(Buffer.concat([head, end.subarray(0, split - 1)])), undefined);
+    const result = reader.push(end.subarray(split - 1));
+    assert.equal(result?.head.headers.get('x-pad'), pad.toString(), `final ${5 - split} bytes in a second read`);
+  }
+});

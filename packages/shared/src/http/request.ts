@@ -37,7 +37,8 @@ export class RequestHeadReader {
     this.#chunks = [all];
     const end = all.indexOf(HEAD_END);
     if (end === -1) {
-      if (this.#bytes > MAX_HEAD_BYTES) throw new HttpError('MKV_ERR_HEADERS_TOO_LARGE', 'request head too large');
+      // A head of MAX_HEAD_BYTES may still end here: 3 bytes of its CRLF CRLF can have come.
+      if (this.#bytes > MAX_HEAD_BYTES + HEAD_END.length - 1) throw new HttpError('MKV_ERR_HEADERS_TOO_LARGE', 'request head too large');
       return undefined;
     }
     if (end > MAX_HEAD_BYTES) throw new HttpError('MKV_ERR_HEADERS_TOO_LARGE', 'request head too large');

@@ -329,7 +329,8 @@ function buildPiece(job: ClusterJob, index: ClusterIndex, from: number, to: numb
   const { bytes, videoTrack, timestampOffset } = job;
   const { childStart, childEnd, childBlock, blockRel, blockTrack, blockKey, blockTsOffset } = index;
   const timestamp = index.timestamp + base + timestampOffset;
-  if (!Number.isSafeInteger(timestamp)) throw new RangeError(`Cluster Timestamp ${timestamp} is beyond 2^53`);
+  // The stream's Timestamp (as readTimestamp refuses one past 2^53), not the job, took it there.
+  if (!Number.isSafeInteger(timestamp)) throw corrupt(0, `Cluster Timestamp ${timestamp} is beyond 2^53`);
   const timestampElement = encodeUintElement(MKV_ID.Timestamp, timestamp);
   let bodyLength = timestampElement.length;
   for (let c = from; c < to; c++) bodyLength += childEnd[c]! - childStart[c]!;

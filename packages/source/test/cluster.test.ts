@@ -512,6 +512,23 @@ test('corrupt input throws CorruptStreamError', () => {
   }
 });
 
+test('a split that would carry the Cluster Timestamp past 2^53 is a CorruptStreamError, not a RangeError', () => {
+  const input = Uint8Array.from([
+    0x1f, 0x43, 0xb6, 0x75,                         // Cluster ID
+    0x98,                                           // size 24
+    0xe7, 0x88,                                     // Timestamp, size 8
+    0x00, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfd, //   2^53 - 3
+    0xa3, 0x85, 0x81, 0x00, 0x00, 0x80, 0x11,       // SimpleBlock: track 1, rel 0, key
+    0xa3, 0x85, 0x81, 0x00, 0x05, 0x80, 0x12,       // SimpleBlock: track 1, rel 5, key: its piece would start at 2^53 + 2
+  ]);
+  for (const over of [{}, { timestampOffset: 3 }]) {
+    assert.throws(
+      () => processCluster(job(input, over)),
+      (err: unknown) => err instanceof CorruptStreamError && /beyond 2\^53/.test(err.message),
+    );
+  }
+});
+
 test('a bad job is a RangeError, not a corrupt stream', () => {
   assert.throws(() => processCluster(job(MID_GOP, { timestampOffset: -1 })), RangeError);
   assert.throws(() => processCluster(job(MID_GOP, { videoTrack: 1.5 })), RangeError);

@@ -3,7 +3,7 @@
  * (packages/<pkg>/test/*.fuzz.test.ts) with N cases per property instead of
  * their small defaults under `npm test`, then prints how many cases ran.
  * Properties whose cases are costly (every truncation of an input) run a
- * stated share of N; see fuzzRuns() in packages/<pkg>/test/fuzzing.ts.
+ * stated share of N; see fuzzRuns() in packages/shared/test/fuzzing.ts.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 
-// Keep in step with FUZZ_CASES_PREFIX in packages/<pkg>/test/fuzzing.ts.
+// Keep in step with FUZZ_CASES_PREFIX in packages/shared/test/fuzzing.ts.
 const CASES_PREFIX = 'fuzz cases: ';
 
 const { values } = parseArgs({

@@ -5,8 +5,7 @@
  * property instead, and FUZZ_SEED=S replays a run. Each property reports its
  * count as a test diagnostic "fuzz cases: N", which the fuzz runner sums.
  * Also a small EBML writer, independent of the code under test.
- * (packages/source/test/fuzzing.ts is a copy: test code is not part of a
- * package's exports.)
+ * The other packages' fuzz tests import it as `@mkvcast/shared/testing`.
  */
 import fc from 'fast-check';
 import type { TestContext } from 'node:test';

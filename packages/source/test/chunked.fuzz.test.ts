@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS, type ChunkedResult } from '../src/inputs/chunked.js';
 import { ChunkedEncodingError } from '../src/inputs/errors.js';
-import { checkProperty, chunkingArb, isTypedError, largestAllocation, mutate, mutationArb, split } from './fuzzing.js';
+import { checkProperty, chunkingArb, isTypedError, largestAllocation, mutate, mutationArb, split } from '@mkvcast/shared/testing';
 
 const TCHAR = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 

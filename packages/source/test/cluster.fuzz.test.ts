@@ -22,7 +22,7 @@ import {
   sizeVint,
   unknownSize,
   vint,
-} from './fuzzing.js';
+} from '@mkvcast/shared/testing';
 
 const ID = {
   Cluster: 0x1f43b675,

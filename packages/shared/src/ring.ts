@@ -21,7 +21,8 @@ export interface RingLimits {
 
 export class SegmentRing<E extends RingEntry = RingEntry> {
   readonly #limits: RingLimits;
-  #entries: E[] = [];
+  /** Slots before #head are trimmed: emptied at once, compacted away now and then. */
+  #entries: (E | undefined)[] = [];
   #head = 0;
   #bytes = 0;
   #lastKeyIndex = -1;
@@ -58,7 +59,7 @@ export class SegmentRing<E extends RingEntry = RingEntry> {
 
   /** Every entry held, oldest first. */
   entries(): E[] {
-    return this.#entries.slice(this.#head);
+    return this.#entries.slice(this.#head) as E[];
   }
 
   /** Entries after sequence `seq`, or undefined when `seq + 1` is no longer (or not yet) held. */
@@ -67,7 +68,7 @@ export class SegmentRing<E extends RingEntry = RingEntry> {
     if (!first) return undefined;
     const index = this.#head + (seq + 1 - first.seq);
     if (index < this.#head || index > this.#entries.length) return undefined;
-    return this.#entries.slice(index);
+    return this.#entries.slice(index) as E[];
   }
 
   /**
@@ -86,7 +87,7 @@ export class SegmentRing<E extends RingEntry = RingEntry> {
         if (newestTs - e.ts >= burstMs) break;
       }
     }
-    return this.#entries.slice(start);
+    return this.#entries.slice(start) as E[];
   }
 
   #trim(newestTs: number): void {
@@ -99,7 +100,8 @@ export class SegmentRing<E extends RingEntry = RingEntry> {
       // Keep the newest GOP whole unless memory forces it.
       if (this.#head >= this.#lastKeyIndex && !tooBig) break;
       this.#bytes -= oldest.bytes.length;
-      this.#head++;
+      // Release the bytes now: on an edge they are views that pin a whole socket read.
+      this.#entries[this.#head++] = undefined;
     }
     if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
       this.#entries = this.#entries.slice(this.#head);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { SegmentRing, type RingEntry } from '../src/ring.js';
 
 const entry = (seq: number, ts: number, keyframe: boolean, size = 10): RingEntry => ({
@@ -62,4 +64,20 @@ test('stays bounded over a long run (compaction keeps indexes right)', () => {
   for (let seq = 0; seq < 10_000; seq++) ring.push(entry(seq, seq * 10, seq % 5 === 0));
   assert.ok(ring.size <= 12, `${ring.size} entries`);
   assert.deepEqual(ring.joinPoint().map((e) => e.seq), [9995, 9996, 9997, 9998, 9999]);
+});
+
+test('a trimmed Segment is released at once, not at the next compaction', async () => {
+  // gc() without --expose-gc: the flag, then a fresh context that sees the function.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const ring = new SegmentRing({ maxAgeMs: 100, maxBytes: 1e9 });
+  ring.push(entry(0, 0, true, 1024));
+  const first = new WeakRef(ring.entries()[0]!.bytes);
+  // Far fewer pushes than the 1024 trimmed slots that trigger a compaction.
+  for (let seq = 1; seq < 50; seq++) ring.push(entry(seq, seq * 10, true));
+  assert.ok(ring.entries()[0]!.seq > 0, 'the first entry was trimmed');
+  // A WeakRef's target lives until the end of the job that made it.
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  assert.equal(first.deref(), undefined, 'the trimmed bytes are still referenced');
 });

@@ -24,6 +24,7 @@ import type {
   StreamCheckpoint,
 } from '@mkvcast/shared';
 import { Child } from './child.js';
+import { HeldPublishers } from './heldPublishers.js';
 import { bindPublicSocket, type TcpHandle } from './listenHandle.js';
 
 export interface MasterOptions {
@@ -52,6 +53,9 @@ export interface MasterOptions {
 const STATS_INTERVAL_MS = 1000;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
 const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
+/** Publishers held while the source restarts: at most this many, this long each. */
+const HELD_PUBLISHERS = 64;
+const HELD_PUBLISHER_MS = 10_000;
 
 const require = createRequire(import.meta.url);
 
@@ -101,6 +105,7 @@ export class Master {
   /** Rejects when a child cannot start; start() races it. */
   readonly #failed: Promise<never>;
   #fail!: (err: StartError) => void;
+  readonly #heldPublishers = new HeldPublishers(HELD_PUBLISHERS, HELD_PUBLISHER_MS, (socket) => socket.end(UNAVAILABLE));
   readonly #startedAt = Date.now();
   readonly #ended = new Map<string, boolean>();
   readonly #done = new Map<string, Set<number>>();
@@ -155,6 +160,7 @@ export class Master {
   close(code = this.#exitCode): Promise<number> {
     this.#closing ??= (async () => {
       this.#listener?.close();
+      this.#heldPublishers.close();
       await Promise.all([this.#source.stop(), ...this.#edges.map((e) => e.child.stop())]);
       rmSync(this.#dir, { recursive: true, force: true });
       this.#resolveExit(code);
@@ -203,6 +209,7 @@ export class Master {
     // A restarted source starts reading at once; the first start waits for the port.
     child.on('ready', () => {
       if (this.#started) child.send({ type: 'start' });
+      this.#heldPublishers.release((socket, received) => this.#toSource(socket, received));
     });
     return child;
   }
@@ -261,8 +268,7 @@ export class Master {
           const received = Buffer.concat([Buffer.from(message.received, 'latin1'), ...read]).toString('latin1');
           if (message.type === 'publish') {
             // Uploads go to the source, which ingests them.
-            if (!this.#source.send({ type: 'publish', received }, handle)) handle.end(UNAVAILABLE);
-            return;
+            return this.#toSource(handle, received);
           }
           // Full until it reports again: count it as such.
           slot.players = Math.max(slot.players, o.clientsPerEdge);
@@ -282,6 +288,11 @@ export class Master {
     });
     slot.child.on('fatal', (why) => this.#fatal(why));
     return slot;
+  }
+
+  /** An upload for the source; held while it restarts. */
+  #toSource(socket: Socket, received: string): void {
+    if (!this.#source.send({ type: 'publish', received }, socket)) this.#heldPublishers.hold(socket, received);
   }
 
   /**

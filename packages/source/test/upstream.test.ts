@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
+import http, { createServer, type IncomingMessage, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { UsageError } from '@mkvcast/shared';
@@ -10,7 +10,6 @@ import { UpstreamSource, type UpstreamOptions } from '../src/inputs/upstream.js'
 
 interface Hit {
   path: string;
-  at: number;
   headers: IncomingHttpHeaders;
 }
 
@@ -19,6 +18,8 @@ interface Origin {
   hits: Hit[];
   /** Server-side connections closed so far. */
   closed: number;
+  /** Resolves once `check` holds; checked after every request and every closed connection. */
+  until: (what: string, check: () => boolean) => Promise<void>;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, hit: number) => void;
@@ -26,11 +27,27 @@ type Handler = (req: IncomingMessage, res: ServerResponse, hit: number) => void;
 /** An HTTP server on 127.0.0.1 port 0, closed (connections and all) when the test ends. */
 async function origin(t: TestContext, handle: Handler): Promise<Origin> {
   const server = createServer();
-  const state: Origin = { base: '', hits: [], closed: 0 };
-  server.on('connection', (socket) => socket.once('close', () => state.closed++));
+  const changed = new Set<() => void>();
+  const state: Origin = {
+    base: '',
+    hits: [],
+    closed: 0,
+    until: (what, check) => within(3000, new Promise<void>((resolve) => {
+      const test = (): void => {
+        if (!check()) return;
+        changed.delete(test);
+        resolve();
+      };
+      changed.add(test);
+      test();
+    }), what),
+  };
+  const change = (): void => changed.forEach((test) => test());
+  server.on('connection', (socket) => socket.once('close', () => (state.closed++, change())));
   server.on('request', (req, res) => {
-    state.hits.push({ path: req.url ?? '', at: performance.now(), headers: req.headers });
+    state.hits.push({ path: req.url ?? '', headers: req.headers });
     handle(req, res, state.hits.length);
+    change();
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -51,11 +68,57 @@ async function refused(): Promise<string> {
   return `http://127.0.0.1:${port}/gone`;
 }
 
-function source(t: TestContext, urls: string[], options: UpstreamOptions = {}): { upstream: UpstreamSource; log: string[] } {
+interface Pulling {
+  upstream: UpstreamSource;
+  log: string[];
+  /** Resolves once `count` log lines match `pattern`. */
+  logged: (pattern: RegExp, count?: number) => Promise<void>;
+}
+
+function source(t: TestContext, urls: string[], options: UpstreamOptions = {}): Pulling {
   const log: string[] = [];
-  const upstream = new UpstreamSource(urls, { minBackoffMs: 20, maxBackoffMs: 80, idleTimeoutMs: 2000, log: (line) => log.push(line), ...options });
+  const changed = new Set<() => void>();
+  const upstream = new UpstreamSource(urls, {
+    minBackoffMs: 20,
+    maxBackoffMs: 80,
+    idleTimeoutMs: 2000,
+    log: (line) => {
+      log.push(line);
+      changed.forEach((test) => test());
+    },
+    ...options,
+  });
   t.after(() => upstream.close());
-  return { upstream, log };
+  const logged = (pattern: RegExp, count = 1): Promise<void> =>
+    within(3000, new Promise<void>((resolve) => {
+      const test = (): void => {
+        if (log.filter((line) => pattern.test(line)).length < count) return;
+        changed.delete(test);
+        resolve();
+      };
+      changed.add(test);
+      test();
+    }), `${count} log line(s) like ${pattern}; got:\n${log.join('\n')}`);
+  return { upstream, log, logged };
+}
+
+/**
+ * The backoff's clock, for tests of how long it waits: setTimeout is mocked, so time stands
+ * still until the test moves it, and a wait that should not happen never ends. Sockets keep
+ * their own timers (idle timeouts), and waits in these tests use AbortSignal.timeout, which
+ * the mock leaves alone. `gets` counts the requests the source started.
+ */
+function frozenClock(t: TestContext): { tick: (ms: number) => Promise<void>; gets: () => number } {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const get = t.mock.method(http, 'get');
+  return {
+    // Timers due run inside tick(); what they start runs in microtasks, done before setImmediate.
+    tick: async (ms) => {
+      t.mock.timers.tick(ms);
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+    gets: () => get.mock.callCount(),
+  };
 }
 
 /** Every wait in these tests is bounded by this signal. */
@@ -67,21 +130,24 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(pieces);
 }
 
+/** `promise`, or a rejection after `ms` (AbortSignal.timeout: a clock the tests never mock). */
 async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+  const signal = AbortSignal.timeout(ms);
+  let onAbort: (() => void) | undefined;
   try {
     return await Promise.race([
       promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))),
+      new Promise<never>((_, reject) => {
+        onAbort = () => reject(new Error(`${what}: not within ${ms} ms`));
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
     ]);
   } finally {
-    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort!);
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Answers 200 with `body` written in pieces, then ends. */
+/** Answers 200 with `body` written in pieces (a turn of the event loop apart), then ends. */
 const streams =
   (...pieces: string[]): Handler =>
   (_req, res) => {
@@ -90,7 +156,7 @@ const streams =
     const step = (): void => {
       if (i === pieces.length) return void res.end();
       res.write(pieces[i++]);
-      setTimeout(step, 5);
+      setImmediate(step);
     };
     step();
   };
@@ -194,16 +260,21 @@ test('gives up on a URL after 5 redirects and moves on', async (t) => {
 // ------------------------------------------------------------------ backoff and reconnection
 
 test('backs off exponentially (min..max) while every URL fails, then connects', async (t) => {
+  const clock = frozenClock(t);
   const flaky = await origin(t, (req, res, hit) => (hit <= 5 ? res.writeHead(503).end() : streams('up')(req, res, hit)));
-  const { upstream, log } = source(t, [`${flaky.base}/f`], { minBackoffMs: 20, maxBackoffMs: 80 });
-  const session = await upstream.next(bounded());
-  assert.equal(session?.label, `${flaky.base}/f (attempt 6)`);
-  const gaps = flaky.hits.slice(1).map((hit, i) => hit.at - flaky.hits[i]!.at);
+  const { upstream, log, logged } = source(t, [`${flaky.base}/f`], { minBackoffMs: 20, maxBackoffMs: 80 });
+  const pending = upstream.next(bounded());
   const waits = [20, 40, 80, 80, 80];
-  gaps.forEach((gap, i) => {
-    assert.ok(gap >= waits[i]! - 2, `gap ${i} was ${gap.toFixed(1)} ms, wanted ${waits[i]}`);
-    assert.ok(gap < waits[i]! + 150, `gap ${i} was ${gap.toFixed(1)} ms, wanted about ${waits[i]}`);
-  });
+  for (const [i, ms] of waits.entries()) {
+    await logged(/retrying/, i + 1); // request i + 1 failed: the wait starts
+    assert.equal(clock.gets(), i + 1);
+    await clock.tick(ms - 1);
+    assert.equal(clock.gets(), i + 1, `request ${i + 2} started before the ${ms} ms wait was over`);
+    await clock.tick(1);
+    assert.equal(clock.gets(), i + 2, `request ${i + 2} did not start once the ${ms} ms wait was over`);
+  }
+  const session = await pending;
+  assert.equal(session?.label, `${flaky.base}/f (attempt 6)`);
   assert.deepEqual(
     log.filter((line) => line.includes('retrying')),
     waits.map((ms) => `the upstream failed; retrying in ${ms} ms`),
@@ -211,20 +282,23 @@ test('backs off exponentially (min..max) while every URL fails, then connects', 
 });
 
 test('reconnects at once after a session that delivered data; waits after one that delivered nothing', async (t) => {
+  const clock = frozenClock(t);
   const o = await origin(t, (req, res, hit) => (hit === 2 ? res.writeHead(200).end() : streams(`data ${hit}`)(req, res, hit)));
-  const { upstream, log } = source(t, [`${o.base}/x`], { minBackoffMs: 150, maxBackoffMs: 1000 });
+  const { upstream, log, logged } = source(t, [`${o.base}/x`], { minBackoffMs: 150, maxBackoffMs: 1000 });
 
   const one = await upstream.next(bounded());
   assert.equal(String(await readAll(one!.stream)), 'data 1');
-  let started = performance.now();
+  // The clock stands still: had next() waited, it would never resolve and bounded() would abort it.
   const two = await upstream.next(bounded());
-  assert.ok(performance.now() - started < 120, 'no wait after a session with data');
   assert.equal((await readAll(two!.stream)).length, 0);
-  started = performance.now();
-  const three = await upstream.next(bounded());
-  assert.ok(performance.now() - started >= 145, 'a session without data is followed by the backoff');
-  assert.equal(String(await readAll(three!.stream)), 'data 3');
-  assert.match(log.at(-1)!, /delivered nothing; retrying in 150 ms/);
+  assert.equal(log.length, 0, 'no wait after a session with data');
+  const three = upstream.next(bounded());
+  await logged(/delivered nothing; retrying in 150 ms/);
+  await clock.tick(149);
+  assert.equal(clock.gets(), 2, 'a session without data is followed by the backoff');
+  await clock.tick(1);
+  assert.equal(clock.gets(), 3);
+  assert.equal(String(await readAll((await three)!.stream)), 'data 3');
 });
 
 test('a backoff that grew is reset by a session that delivered data', async (t) => {
@@ -245,9 +319,11 @@ test('a backoff that grew is reset by a session that delivered data', async (t) 
 test('a response that stalls is destroyed with MKV_ERR_INPUT_STALLED', async (t) => {
   const o = await origin(t, (_req, res) => res.writeHead(200).write('abc'));
   const { upstream } = source(t, [`${o.base}/stall`], { idleTimeoutMs: 100 });
+  // From before the request: the stall guard starts with the response, and the timer cannot
+  // fire before it started (a start taken after next() would be late under load).
+  const started = performance.now();
   const session = await upstream.next(bounded());
   const pieces: string[] = [];
-  const started = performance.now();
   await assert.rejects(
     within(2000, (async () => {
       for await (const piece of session!.stream) pieces.push(String(piece));
@@ -263,7 +339,8 @@ test('a reader that falls behind is not taken for a stalled upstream', async (t)
   const o = await origin(t, (_req, res) => res.writeHead(200).end(Buffer.alloc(size, 1)));
   const { upstream } = source(t, [`${o.base}/big`], { idleTimeoutMs: 80 });
   const session = await upstream.next(bounded());
-  await sleep(400); // five idle periods without reading
+  // The condition under test is time passing: five idle periods without reading.
+  await new Promise((resolve) => setTimeout(resolve, 400));
   assert.equal(session!.stream.destroyed, false);
   assert.equal((await within(2000, readAll(session!.stream), 'read')).length, size);
 });
@@ -274,35 +351,36 @@ test('aborting the signal rejects next() promptly, during a request and during a
   const silent = await origin(t, () => {});
   const { upstream } = source(t, [`${silent.base}/s`], { idleTimeoutMs: 10_000 });
   const controller = new AbortController();
-  setTimeout(() => controller.abort(), 50);
-  const started = performance.now();
-  await assert.rejects(upstream.next(controller.signal), { name: 'AbortError' });
-  assert.ok(performance.now() - started < 500);
-  await within(1000, (async () => {
-    while (silent.closed < 1) await sleep(5);
-  })(), 'the aborted request closes its connection');
+  const pending = upstream.next(controller.signal);
+  await silent.until('the request to arrive', () => silent.hits.length === 1);
+  controller.abort();
+  // Not aborted, it would wait out the 10 s idle timeout, then retry forever.
+  await assert.rejects(within(2000, pending, 'abort in request'), { name: 'AbortError' });
+  await silent.until('the aborted request to close its connection', () => silent.closed >= 1);
 
-  const waiting = source(t, [await refused()], { minBackoffMs: 10_000, maxBackoffMs: 10_000 }).upstream;
+  const backingOff = source(t, [await refused()], { minBackoffMs: 10_000, maxBackoffMs: 10_000 });
   const again = new AbortController();
-  setTimeout(() => again.abort(new Error('enough')), 50);
-  await assert.rejects(within(500, waiting.next(again.signal), 'abort in backoff'), /enough/);
-  await assert.rejects(waiting.next(AbortSignal.abort()), { name: 'AbortError' });
+  const waiting = backingOff.upstream.next(again.signal);
+  await backingOff.logged(/retrying in 10000 ms/);
+  again.abort(new Error('enough'));
+  await assert.rejects(within(2000, waiting, 'abort in backoff'), /enough/);
+  await assert.rejects(backingOff.upstream.next(AbortSignal.abort()), { name: 'AbortError' });
 });
 
 test('close() resolves a pending next() with null, in a request and in a backoff', async (t) => {
   const silent = await origin(t, () => {});
   const { upstream } = source(t, [`${silent.base}/s`], { idleTimeoutMs: 10_000 });
   const pending = upstream.next(bounded());
-  await sleep(50);
+  await silent.until('the request to arrive', () => silent.hits.length === 1);
   upstream.close();
-  assert.equal(await within(500, pending, 'close in request'), null);
+  assert.equal(await within(2000, pending, 'close in request'), null);
   assert.equal(await upstream.next(bounded()), null);
 
-  const backingOff = source(t, [await refused()], { minBackoffMs: 10_000, maxBackoffMs: 10_000 }).upstream;
-  const waiting = backingOff.next(bounded());
-  await sleep(50);
-  backingOff.close();
-  assert.equal(await within(500, waiting, 'close in backoff'), null);
+  const backingOff = source(t, [await refused()], { minBackoffMs: 10_000, maxBackoffMs: 10_000 });
+  const waiting = backingOff.upstream.next(bounded());
+  await backingOff.logged(/retrying in 10000 ms/);
+  backingOff.upstream.close();
+  assert.equal(await within(2000, waiting, 'close in backoff'), null);
 });
 
 test('close() ends the current session', async (t) => {
@@ -313,11 +391,9 @@ test('close() ends the current session', async (t) => {
   });
   const { upstream } = source(t, [`${o.base}/live`]);
   const session = await upstream.next(bounded());
+  await within(2000, once(session!.stream, 'data'), 'the first tick');
   session!.stream.resume();
-  await sleep(30);
   upstream.close();
-  await within(1000, once(session!.stream, 'close'), 'session closed');
-  await within(1000, (async () => {
-    while (o.closed < 1) await sleep(5);
-  })(), 'the upstream connection closed');
+  await within(2000, once(session!.stream, 'close'), 'session closed');
+  await o.until('the upstream connection to close', () => o.closed >= 1);
 });

@@ -21,6 +21,7 @@ const OPTIONS = [
   '--slow-timeout',
   '--workers',
   '--log-level',
+  '--ffmpeg',
   '--help',
 ];
 
@@ -62,6 +63,7 @@ describe('usage errors: exit 2, one clear line, no stack', () => {
     { why: 'two inputs with one name', args: (c) => [`a=${c}`, `a=${c}`], says: /named 'a'/ },
     { why: 'a tcp input without a port', args: () => ['tcp://127.0.0.1'], says: /not a usable URL/ },
     { why: '--loop with stdin', args: () => ['-', '--loop'], says: /--loop/ },
+    { why: '--ffmpeg with an empty path', args: (c) => [c, '--ffmpeg='], says: /--ffmpeg needs a path/ },
   ];
 
   for (const c of cases) {

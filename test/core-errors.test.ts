@@ -1,6 +1,7 @@
 // Bad inputs: each one ends the master with a clear line on stderr (no stack trace) and a
 // non-zero exit (1 for a corrupt stream, 2 for a usage error); a stream that breaks while
-// players watch it is ended cleanly for them, and the edges survive.
+// players watch it is ended cleanly for them, and the edges survive. An MP4 is a bad input
+// only when the master has no ffmpeg to remux it.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -13,7 +14,9 @@ import { collect, ffmpegPath, makeClip, probe } from './helpers/media.js';
 import { runMaster, startMaster, type RunningMaster } from './helpers/server.js';
 import { assertNoStack, exitWithin, problemLines, stopQuietly, streamName, truncatedCopy, waitForStream } from './helpers/live.js';
 
-const LISTEN = ['--port', '0', '--host', '127.0.0.1', '--edges', '2'];
+// --no-ffmpeg: what an input in another container gets must not depend on whether this
+// machine has an ffmpeg on its PATH (the master would remux it). The remuxing test says --ffmpeg.
+const LISTEN = ['--port', '0', '--host', '127.0.0.1', '--edges', '2', '--no-ffmpeg'];
 
 /** The error lines of a failed run: at least one, each short, and none a stack frame. */
 function assertClearError(stderr: string, pattern: RegExp): void {
@@ -23,6 +26,22 @@ function assertClearError(stderr: string, pattern: RegExp): void {
   assert.match(problems.join('\n'), pattern, `stderr:\n${stderr}`);
   for (const line of problems) assert.ok(line.length < 300, `error line too long: ${line}`);
   assert.doesNotMatch(stderr, /\b(died|failed to start|restarting)\b/, `a child process crashed:\n${stderr}`);
+}
+
+/**
+ * An H.264 MP4 of 3 s (keyframe every second), made once per directory. +faststart puts its
+ * index (moov) first: ffmpeg reads the input from a pipe and cannot seek to an index at the end.
+ */
+const mp4Clips = new Map<string, Promise<string>>();
+function mp4Clip(dir: string): Promise<string> {
+  const file = path.join(dir, 'clip.mp4');
+  if (!mp4Clips.has(file)) {
+    mp4Clips.set(file, promisify(execFile)(ffmpegPath, [
+      '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-t', '3',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-movflags', '+faststart', file,
+    ]).then(() => file));
+  }
+  return mp4Clips.get(file)!;
 }
 
 describe('inputs that are not a playable stream', () => {
@@ -47,15 +66,33 @@ describe('inputs that are not a playable stream', () => {
     assertClearError(stderr, /notes\.txt.*not a Matroska\/WebM stream/);
   });
 
-  it('an MP4 made by ffmpeg: exit 1, "not a Matroska/WebM stream"', { timeout: 30_000 }, async () => {
-    const file = path.join(dir, 'clip.mp4');
-    await promisify(execFile)(ffmpegPath, [
-      '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-t', '1',
-      '-c:v', 'libx264', '-preset', 'ultrafast', file,
-    ]);
+  it('an MP4 made by ffmpeg, with --no-ffmpeg: exit 1, "not a Matroska/WebM stream", says it is MP4', { timeout: 30_000 }, async () => {
+    const file = await mp4Clip(dir);
     const { code, stderr } = await runMaster([file, ...LISTEN]);
     assert.equal(code, 1, stderr);
-    assertClearError(stderr, /clip\.mp4.*not a Matroska\/WebM stream/);
+    assertClearError(stderr, /clip\.mp4.*not a Matroska\/WebM stream.*MP4.*--ffmpeg/);
+  });
+
+  it('the same MP4 with --ffmpeg: remuxed and served as Matroska to its end, exit 0', { timeout: 30_000 }, async () => {
+    const file = await mp4Clip(dir);
+    let master: RunningMaster | undefined;
+    try {
+      master = await startMaster([file, '--edges', '1', '--ffmpeg', ffmpegPath]);
+      await waitForStream(master, 'clip');
+      const got = await collect(master.url('/live/clip'), { ms: 20_000 });
+      const { code } = await exitWithin(master, 10_000);
+      assert.equal(got.status, 200, master.stderr());
+      assert.equal(got.headers['content-type'], 'video/x-matroska');
+      assert.equal(got.end, 'closed');
+      const p = await probe(got.file);
+      assert.equal(p.errors, '', 'decode errors');
+      assert.equal(p.firstVideoKey, true);
+      assert.ok(p.videoPackets >= 25, `${p.videoPackets} video frames`);
+      assert.equal(code, 0, master.stderr());
+      assertNoStack(master.stderr());
+    } finally {
+      await stopQuietly(master);
+    }
   });
 
   it('an empty file: exit 1 with a clear line', { timeout: 30_000 }, async () => {

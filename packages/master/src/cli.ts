@@ -21,7 +21,11 @@ function parser(argv: string[]) {
       host: { type: 'string', requiresArg: true, default: '0.0.0.0', describe: 'address to listen on' },
       name: { type: 'string', requiresArg: true, describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
       loop: { type: 'boolean', default: false, describe: 'repeat a file forever, timestamps kept monotonic' },
-      ffmpeg: { type: 'string', requiresArg: true, describe: 'ffmpeg used to remux MPEG-TS, FLV or MP4 inputs to Matroska (default: ffmpeg on PATH, if any)' },
+      ffmpeg: {
+        type: 'string',
+        requiresArg: true,
+        describe: 'ffmpeg used to remux MPEG-TS, FLV or MP4 inputs to Matroska (default: ffmpeg on PATH, if any; --no-ffmpeg: none, refuse them)',
+      },
       'publish-key': { type: 'string', requiresArg: true, describe: 'key publishers must give (Basic-auth password or ?key=); default: none needed' },
       grace: { type: 'number', requiresArg: true, default: 10, describe: 'seconds a stream waits for its publisher or upstream to come back; its players stay connected' },
       'max-published': { type: 'number', requiresArg: true, default: 64, describe: 'published streams live at once; the next publisher gets 503' },
@@ -88,6 +92,16 @@ function findOnPath(name: string): string | null {
     }
   }
   return null;
+}
+
+/**
+ * `--ffmpeg PATH` uses that one; `--no-ffmpeg` (which yargs turns into false) none, so that
+ * inputs in other containers are refused whatever is installed; neither: the one on PATH.
+ */
+function ffmpegChoice(given: string | false | undefined): string | null {
+  if (given === false) return null;
+  if (given === '') throw new UsageError('--ffmpeg needs a path (or --no-ffmpeg for none)');
+  return given ?? findOnPath('ffmpeg');
 }
 
 /** stdin is a pipe or a file (not a terminal, not closed): `cat x.mkv | master` reads it. */
@@ -161,7 +175,7 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
   return {
     inputs,
     publishKey: args['publish-key'] ?? null,
-    ffmpeg: args.ffmpeg ?? findOnPath('ffmpeg'),
+    ffmpeg: ffmpegChoice(args.ffmpeg),
     graceMs: positive(args.grace, 'grace') * 1000,
     idleTimeoutMs: positive(args['idle-timeout'], 'idle-timeout') * 1000,
     maxPublished: integer(args['max-published'], 'max-published', 0, 10_000),

@@ -2,8 +2,7 @@
 // HEAD, suffixes, GET / for players and for browsers, CORS, /stats, malformed requests.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { collect, makeClip, probe } from './helpers/media.js';
+import { collect, collectWatching, makeClip, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 import {
   errorsIgnoringCut,
@@ -125,8 +124,8 @@ describe('HTTP surface', () => {
   });
 
   it('malformed requests get 400 (or 431/505) and do not disturb a player watching meanwhile', { timeout: 30_000 }, async () => {
-    const watching = collect(master.url(`/live/${NAME}`), { ms: 4000 });
-    await sleep(500);
+    const player = collectWatching(master.url(`/live/${NAME}`), { ms: 4000 });
+    await player.firstByte; // it watches before the bad requests come
     const bad: [string | Buffer, RegExp][] = [
       ['GARBAGE\r\n\r\n', /^HTTP\/1\.1 400 /],
       ['GET /live/cam\r\n\r\n', /^HTTP\/1\.1 400 /],
@@ -140,7 +139,7 @@ describe('HTTP surface', () => {
       const raw = await rawExchange(master.port, bytes);
       assert.match(raw, status, `answer to ${JSON.stringify(bytes.toString('latin1').slice(0, 40))}: ${raw.slice(0, 80)}`);
     }
-    const got = await watching;
+    const got = await player.result;
     assert.equal(got.status, 200);
     assert.equal(got.end, 'ms', 'the player should still be connected');
     // 4 s of a ~500 kbit/s stream, less the part of the first GOP before it joined.

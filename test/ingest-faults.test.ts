@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { collect, frameMd5, probe, type CollectResult, type ProbeResult } from './helpers/media.js';
+import { collect, collectWatching, frameMd5, probe, type CollectResult, type ProbeResult } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 import { assertFramesSuffix, assertNoStack, getStats, request, stopQuietly, type Stats, waitFor } from './helpers/live.js';
 import { chunkedUpload, clusterOffsets, makeDistinctClip, openUpload, stalledUpload, waitForPublished, type UploadResult } from './helpers/ingest.js';
@@ -27,7 +26,8 @@ describe('garbage and stalled publishers end only their own stream', () => {
   before(async () => {
     goodClip = await makeDistinctClip(5, GOOD_SECONDS);
     badClip = await readFile(await makeDistinctClip(6, 8));
-    master = await startMaster(['--edges', '2', '--grace', String(GRACE_S), '--idle-timeout', String(IDLE_S)]);
+    // --no-ffmpeg: garbage that happened to look like MPEG-TS would otherwise go to an ffmpeg on PATH.
+    master = await startMaster(['--edges', '2', '--grace', String(GRACE_S), '--idle-timeout', String(IDLE_S), '--no-ffmpeg']);
     const m = master;
     goodUpload = chunkedUpload(m.url('/live/good'), await readFile(goodClip), { seconds: GOOD_SECONDS, method: 'PUT' });
     await waitForPublished(m, 'good', goodUpload);
@@ -52,14 +52,14 @@ describe('garbage and stalled publishers end only their own stream', () => {
     const upload = openUpload(m.url('/live/broken'), 15_000);
     await upload.write(badClip.subarray(0, clusters[2]!.start));
     await waitForPublished(m, 'broken', upload.answer);
-    const player = collect(m.url('/live/broken'), { ms: 15_000 });
-    await sleep(300);
+    const watching = collectWatching(m.url('/live/broken'), { ms: 15_000 });
+    await watching.firstByte; // it has the good Clusters before the garbage comes
     // Zero bytes where the next element should start: 0x00 is no valid EBML ID or size (RFC 8794 §4).
     await upload.write(Buffer.alloc(64 * 1024));
     upload.end();
     const answer = await upload.answer;
     assert.ok(answer.status >= 400 && answer.status < 500, `answer to the broken upload: ${JSON.stringify(answer)}\nstderr:\n${m.stderr()}`);
-    const got = await player;
+    const got = await watching.result;
     assert.equal(got.status, 200);
     assert.equal(got.end, 'closed', `the player of the broken stream should be closed once it ends (${got.end})`);
     const p = await probe(got.file);

@@ -268,6 +268,8 @@ export interface CollectOptions {
   file?: string;
   headers?: Record<string, string>;
   method?: string;
+  /** Called once, when the first body byte arrives. */
+  onFirstByte?: () => void;
 }
 
 export interface CollectResult {
@@ -280,6 +282,21 @@ export interface CollectResult {
   /** How the body ended. */
   end: 'closed' | 'bytes' | 'ms' | 'error';
   error?: string;
+}
+
+/**
+ * `collect`, and a promise that resolves once the player has its first body byte: a test waits
+ * on it to know the player is connected and fed. It rejects if the body ends without a byte.
+ */
+export function collectWatching(url: string, options: CollectOptions = {}): { firstByte: Promise<void>; result: Promise<CollectResult> } {
+  let fed!: () => void;
+  const fedOnce = new Promise<void>((resolve) => (fed = resolve));
+  const result = collect(url, { ...options, onFirstByte: fed });
+  const firstByte = Promise.race([
+    fedOnce,
+    result.then((r) => Promise.reject(new Error(`the player got no byte: status ${r.status}, end ${r.end}${r.error ? ` (${r.error})` : ''}`))),
+  ]);
+  return { firstByte, result };
 }
 
 /**
@@ -323,7 +340,10 @@ export async function collect(url: string, options: CollectOptions = {}): Promis
       if (Number.isFinite(limitMs)) timer = setTimeout(() => finish(res, 'ms'), Math.max(0, limitMs - (performance.now() - started)));
       res.on('data', (chunk: Buffer) => {
         if (done) return;
-        firstByteMs ??= performance.now() - started;
+        if (firstByteMs === null) {
+          firstByteMs = performance.now() - started;
+          options.onFirstByte?.();
+        }
         const take = Math.min(chunk.length, limitBytes - bytes);
         bytes += take;
         // Backpressure: the file may be slower than loopback.

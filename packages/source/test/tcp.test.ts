@@ -7,7 +7,6 @@ import { InputError, UsageError } from '@mkvcast/shared';
 import { TcpListenSource, parseTcpUrl, type TcpListenOptions } from '../src/inputs/tcp.js';
 
 const bounded = (ms = 3000): AbortSignal => AbortSignal.timeout(ms);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -27,11 +26,29 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(pieces);
 }
 
-async function listen(t: TestContext, options: TcpListenOptions = {}): Promise<{ tcp: TcpListenSource; log: string[] }> {
+interface Listening {
+  tcp: TcpListenSource;
+  log: string[];
+  /** Resolves once the log has `count` lines. */
+  logged: (count: number) => Promise<void>;
+}
+
+async function listen(t: TestContext, options: TcpListenOptions = {}): Promise<Listening> {
   const log: string[] = [];
-  const tcp = await TcpListenSource.listen('tcp://127.0.0.1:0', (line) => log.push(line), options);
+  const changed = new Set<() => void>();
+  const tcp = await TcpListenSource.listen('tcp://127.0.0.1:0', (line) => (log.push(line), changed.forEach((test) => test())), options);
   t.after(() => tcp.close());
-  return { tcp, log };
+  const logged = (count: number): Promise<void> =>
+    within(3000, new Promise<void>((resolve) => {
+      const test = (): void => {
+        if (log.length < count) return;
+        changed.delete(test);
+        resolve();
+      };
+      changed.add(test);
+      test();
+    }), `${count} log lines; got:\n${log.join('\n')}`);
+  return { tcp, log, logged };
 }
 
 /** A publisher connected to the source; destroyed when the test ends. */
@@ -116,10 +133,11 @@ test('a publisher that connects before next() waits for it, and holds the slot m
   const { tcp, log } = await listen(t);
   const early = await publisher(t, tcp);
   early.write('early bytes');
-  await sleep(30);
+  // Connected after `early` had its connect: the kernel queues them, and the source accepts in order.
   const intruder = await publisher(t, tcp);
   await closedByPeer(intruder);
   assert.equal(log.length, 1);
+  assert.match(log[0]!, new RegExp(`refused: publisher 127\\.0\\.0\\.1:${early.localPort} is still connected`));
   const session = await tcp.next(bounded());
   assert.equal(session?.label, `tcp client 127.0.0.1:${early.localPort}`);
   early.end();
@@ -127,12 +145,31 @@ test('a publisher that connects before next() waits for it, and holds the slot m
 });
 
 test('a waiting publisher that resets frees the slot without an unhandled error', async (t) => {
-  const { tcp } = await listen(t);
+  const { tcp, log, logged } = await listen(t);
   const gone = await publisher(t, tcp);
-  await sleep(20);
+  // A refused intruder shows that the source has accepted `gone` and holds the slot for it.
+  await closedByPeer(await publisher(t, tcp));
+  assert.match(log[0]!, new RegExp(`publisher 127\\.0\\.0\\.1:${gone.localPort} is still connected`));
   gone.resetAndDestroy();
-  await sleep(50);
-  const next = await publisher(t, tcp);
+  // The source learns of the reset on a later turn; until then new publishers are refused, each
+  // with a line that names the holder. Two at a time: of two, at least one is refused (the
+  // first is refused or holds the slot, and then the second is refused); once a line names one
+  // of ours as the holder, the reset freed the slot.
+  const ours = new Map<number, Socket>();
+  const holder = (): Socket | undefined => {
+    for (const line of log) {
+      const named = ours.get(Number(/publisher 127\.0\.0\.1:(\d+) is still connected/.exec(line)?.[1]));
+      if (named) return named;
+    }
+    return undefined;
+  };
+  for (let i = 0; i < 50 && holder() === undefined; i++) {
+    const lines = log.length;
+    for (const next of [await publisher(t, tcp), await publisher(t, tcp)]) ours.set(next.localPort!, next);
+    await logged(lines + 1);
+  }
+  const next = holder();
+  assert.ok(next, `the slot stayed with the reset publisher:\n${log.join('\n')}`);
   next.end('x');
   const session = await tcp.next(bounded());
   assert.equal(session?.label, `tcp client 127.0.0.1:${next.localPort}`);
@@ -141,9 +178,10 @@ test('a waiting publisher that resets frees the slot without an unhandled error'
 test('a publisher that goes quiet is dropped with MKV_ERR_INPUT_STALLED, and the slot freed', async (t) => {
   const { tcp } = await listen(t, { idleTimeoutMs: 100 });
   const quiet = await publisher(t, tcp);
+  // Before its last byte: the idle timer restarts when that byte arrives, not before this.
+  const started = performance.now();
   quiet.write('a');
   const session = (await tcp.next(bounded()))!;
-  const started = performance.now();
   await assert.rejects(within(2000, readAll(session.stream), 'stall'), { code: 'MKV_ERR_INPUT_STALLED', message: /sent nothing for 100 ms/ });
   assert.ok(performance.now() - started >= 90);
   await closedByPeer(quiet);
@@ -154,8 +192,9 @@ test('a publisher that goes quiet is dropped with MKV_ERR_INPUT_STALLED, and the
 test('aborting the signal rejects a waiting next(); a later next() still works', async (t) => {
   const { tcp } = await listen(t);
   const controller = new AbortController();
-  setTimeout(() => controller.abort(), 30);
-  await assert.rejects(within(500, tcp.next(controller.signal), 'abort'), { name: 'AbortError' });
+  const waiting = tcp.next(controller.signal);
+  controller.abort();
+  await assert.rejects(within(2000, waiting, 'abort'), { name: 'AbortError' });
   await assert.rejects(tcp.next(AbortSignal.abort()), { name: 'AbortError' });
   const pending = tcp.next(bounded());
   const client = await publisher(t, tcp);

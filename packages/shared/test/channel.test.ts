@@ -40,7 +40,7 @@ test('messages arrive whole and in order whatever the read boundaries', async ()
   const [raw, other] = await pair();
   const receiver = new Channel<Msg, Msg>(other);
   const got: Msg[] = [];
-  receiver.on('message', (m) => got.push(m));
+  const all = new Promise<void>((resolve) => receiver.on('message', (m) => got.push(m) === 50 && resolve()));
   const frames = Buffer.concat(
     Array.from({ length: 50 }, (_, n) => encodeFrame({ type: 'segment', n, bytes: Buffer.alloc(n * 97, n) })),
   );
@@ -48,8 +48,8 @@ test('messages arrive whole and in order whatever the read boundaries', async ()
   for (let pos = 0, step = 1; pos < frames.length; pos += step, step = (step * 3) % 1021 || 1) {
     raw.write(frames.subarray(pos, pos + step));
   }
-  const deadline = Date.now() + 5000;
-  while (got.length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const timeout = AbortSignal.timeout(5000);
+  await Promise.race([all, new Promise((resolve) => timeout.addEventListener('abort', resolve))]);
   assert.equal(got.length, 50);
   got.forEach((m, n) => {
     assert.equal(m.n, n);

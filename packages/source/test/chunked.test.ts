@@ -234,16 +234,38 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(pieces);
 }
 
-/** What arrives on `socket` within `ms`, its buffer included. */
-async function readFor(socket: Socket, ms: number): Promise<Buffer> {
+/**
+ * What `socket` yields (its buffer first) once it has at least `bytes`: a longer answer, or
+ * none within 2 s, fails the caller's comparison.
+ */
+async function readBytes(socket: Socket, bytes: number): Promise<Buffer> {
   const pieces: Buffer[] = [];
-  const onData = (piece: Buffer): void => void pieces.push(piece);
+  let got = 0;
+  let onData!: (piece: Buffer) => void;
+  const enough = new Promise<void>((resolve) => {
+    onData = (piece) => {
+      pieces.push(piece);
+      got += piece.length;
+      if (got >= bytes) resolve();
+    };
+  });
   socket.on('data', onData);
   socket.resume(); // bodyStream hands the socket back paused
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  socket.off('data', onData);
-  socket.pause();
+  try {
+    await withTimeout(enough, 2000, `${bytes} bytes left on the socket`).catch(() => {});
+  } finally {
+    socket.off('data', onData);
+    socket.pause();
+  }
   return Buffer.concat(pieces);
+}
+
+/** Resolves once `check` holds, looked at every 5 ms for at most `ms`. */
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  for (const deadline = performance.now() + ms; !check(); ) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 test('bodyStream: a sized body ends after exactly its length; the rest goes back to the socket', async (t) => {
@@ -254,7 +276,7 @@ test('bodyStream: a sized body ends after exactly its length; the rest goes back
   setTimeout(() => client.write('hijNEXT REQUEST'), 20);
   assert.deepEqual(await withTimeout(readAll(body), 2000, 'body'), ascii('abcdefghij'));
   assert.equal(server.destroyed, false);
-  assert.deepEqual(await readFor(server, 50), ascii('NEXT REQUEST'));
+  assert.deepEqual(await readBytes(server, 12), ascii('NEXT REQUEST'));
   server.write('HTTP/1.1 200 OK\r\n\r\n'); // the caller can still answer
   assert.deepEqual(await withTimeout(once(client, 'data'), 2000, 'answer'), [ascii('HTTP/1.1 200 OK\r\n\r\n')]);
 });
@@ -265,7 +287,7 @@ test('bodyStream: a body that came whole with the head never reads the socket', 
   const body = bodyStream(server, ascii('12345678'), { length: 5 });
   assert.deepEqual(await withTimeout(readAll(body), 2000, 'body'), ascii('12345'));
   client.write('9');
-  assert.deepEqual(await readFor(server, 50), ascii('6789'));
+  assert.deepEqual(await readBytes(server, 4), ascii('6789'));
   const empty = bodyStream(server, Buffer.alloc(0), { length: 0 });
   assert.deepEqual(await withTimeout(readAll(empty), 2000, 'empty body'), Buffer.alloc(0));
 });
@@ -280,7 +302,7 @@ test('bodyStream: a chunked body is decoded; bytes after it stay on the socket',
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   assert.deepEqual(await withTimeout(reading, 2000, 'body'), RICH_DATA);
-  assert.deepEqual(await readFor(server, 50), ascii('NEXT'));
+  assert.deepEqual(await readBytes(server, 4), ascii('NEXT'));
   assert.equal(server.destroyed, false);
 });
 
@@ -338,9 +360,8 @@ test('bodyStream: a slow reader pauses the socket and bounds what is buffered', 
   const payload = Buffer.alloc(total, 0x61);
   let writerDone = false;
   client.write(payload, () => (writerDone = true));
-  body.read(0); // start, then read nothing for a while
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.equal(server.isPaused(), true, 'socket paused while the body is full');
+  body.read(0); // start, then read nothing
+  await until('the body to fill and the socket to be paused', () => body.readableLength >= highWaterMark && server.isPaused());
   assert.ok(body.readableLength <= highWaterMark + 128 * 1024, `buffered ${body.readableLength}`);
   assert.ok(server.readableLength <= 256 * 1024, `socket buffered ${server.readableLength}`);
   assert.equal(writerDone, false, 'the sender felt the backpressure');

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +15,7 @@ import { runMaster, startMaster, type RunningMaster } from './helpers/server.js'
 import { assertNoStack, exitWithin, problemLines, stopQuietly, streamName, truncatedCopy, waitForStream } from './helpers/live.js';
 
 // --no-ffmpeg: what an input in another container gets must not depend on whether this
-// machine has an ffmpeg on its PATH (the master would remux it). The remuxing test says --ffmpeg.
+// machine has an ffmpeg on its PATH (the master would remux it). The remuxing test sets PATH.
 const LISTEN = ['--port', '0', '--host', '127.0.0.1', '--edges', '2', '--no-ffmpeg'];
 
 /** The error lines of a failed run: at least one, each short, and none a stack frame. */
@@ -73,11 +73,14 @@ describe('inputs that are not a playable stream', () => {
     assertClearError(stderr, /clip\.mp4.*not a Matroska\/WebM stream.*MP4.*--ffmpeg/);
   });
 
-  it('the same MP4 with --ffmpeg: remuxed and served as Matroska to its end, exit 0', { timeout: 30_000 }, async () => {
+  it('the same MP4 with an ffmpeg on PATH: remuxed and served as Matroska to its end, exit 0', { timeout: 30_000 }, async () => {
     const file = await mp4Clip(dir);
+    // A PATH that holds only the npm ffmpeg: the master finds it there, whatever this machine has.
+    const bin = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-path-'));
+    await symlink(ffmpegPath, path.join(bin, 'ffmpeg'));
     let master: RunningMaster | undefined;
     try {
-      master = await startMaster([file, '--edges', '1', '--ffmpeg', ffmpegPath]);
+      master = await startMaster([file, '--edges', '1'], { env: { ...process.env, PATH: bin } });
       await waitForStream(master, 'clip');
       const got = await collect(master.url('/live/clip'), { ms: 20_000 });
       const { code } = await exitWithin(master, 10_000);

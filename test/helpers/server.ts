@@ -19,12 +19,15 @@ export interface StartOptions {
   /** Bytes or a stream piped to the master's stdin; default: none (stdin ignored). */
   stdin?: 'pipe';
   timeoutMs?: number;
+  /** The master's environment (default: the test's), e.g. a PATH that decides which ffmpeg it finds. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Starts `master <args> --port 0 --host 127.0.0.1` and waits for its listening line. */
 export async function startMaster(args: string[], options: StartOptions = {}): Promise<RunningMaster> {
   const proc = spawn(process.execPath, [MASTER_BIN, ...args, '--port', '0', '--host', '127.0.0.1'], {
     stdio: [options.stdin ?? 'ignore', 'ignore', 'pipe'],
+    ...(options.env ? { env: options.env } : {}),
   });
   let stderr = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -13,8 +13,6 @@ import { defaultMediaDir, ffmpegPath, ffprobePath } from './media.js';
 import { request, waitForStream } from './live.js';
 import type { RunningMaster } from './server.js';
 
-export const CURL = '/usr/bin/curl';
-
 export function executable(file: string): boolean {
   try {
     accessSync(file, constants.X_OK);
@@ -23,6 +21,16 @@ export function executable(file: string): boolean {
     return false;
   }
 }
+
+/** The first executable `name` on PATH, or null: the tests use what this machine has. */
+export function onPath(name: string): string | null {
+  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+    if (dir !== '' && executable(path.join(dir, name))) return path.join(dir, name);
+  }
+  return null;
+}
+
+export const CURL = onPath('curl');
 
 /** A child process of a test (ffmpeg, curl, icecast) with its output kept for reports. */
 export interface Tool {

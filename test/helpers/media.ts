@@ -37,7 +37,8 @@ export interface ClipOptions {
   dir?: string;
 }
 
-export const defaultMediaDir = path.join(os.tmpdir(), 'mkvcast-test-media');
+// One per user: a directory another user (root) made may not be writable by this one.
+export const defaultMediaDir = path.join(os.tmpdir(), `mkvcast-test-media-${process.getuid?.() ?? 'user'}`);
 
 const TOOL_TIMEOUT_MS = 120_000;
 const MAX_BUFFER = 256 * 1024 * 1024;

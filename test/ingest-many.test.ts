@@ -28,16 +28,20 @@ describe(`${STREAMS} streams published at once, ${PLAYERS_PER_STREAM} players ea
   before(async () => {
     clips = await mapLimit(names, 2, (_, i) => makeDistinctClip(10 + i, SECONDS));
     const data = await Promise.all(clips.map((c) => readFile(c)));
-    master = await startMaster(['--edges', '2', '--grace', '1']);
+    // The streams stay live until GET /live/ and /stats have been read: on a busy machine the
+    // setup can outlast a clip. Meanwhile the publishers are silent, hence the long idle timeout.
+    master = await startMaster(['--edges', '2', '--grace', '1', '--idle-timeout', '120']);
     const m = master;
+    let checked!: () => void;
+    const holdEnd = new Promise<void>((resolve) => (checked = resolve));
     // Half PUT, half POST: both are publishing.
     const sending = names.map((name, i) =>
-      chunkedUpload(m.url(`/live/${name}`), data[i]!, { seconds: SECONDS, method: i % 2 === 0 ? 'PUT' : 'POST' }),
+      chunkedUpload(m.url(`/live/${name}`), data[i]!, { seconds: SECONDS, method: i % 2 === 0 ? 'PUT' : 'POST', holdEnd }),
     );
     const recordings = await Promise.all(
       names.map(async (name, i) => {
         await waitForPublished(m, name, sending[i]!);
-        return Array.from({ length: PLAYERS_PER_STREAM }, () => collect(m.url(`/live/${name}`), { ms: SECONDS * 1000 + 15_000 }));
+        return Array.from({ length: PLAYERS_PER_STREAM }, () => collect(m.url(`/live/${name}`), { ms: SECONDS * 1000 + 60_000 }));
       }),
     );
     const want = (s: LiveList): boolean =>
@@ -46,14 +50,15 @@ describe(`${STREAMS} streams published at once, ${PLAYERS_PER_STREAM} players ea
       const l = await liveList(m.url(''));
       listing = l;
       return want(l) ? l : undefined;
-    }, 6000, 200).catch((err: Error) => {
+    }, 20_000, 200).catch((err: Error) => {
       listingError = `${err.message}\nlast listing: ${JSON.stringify(listing)}`;
       return listing;
     });
-    stats = await waitForStats(m, 'every player counted', (s) => s.players === STREAMS * PLAYERS_PER_STREAM).catch((err: Error) => {
+    stats = await waitForStats(m, 'every player counted', (s) => s.players === STREAMS * PLAYERS_PER_STREAM, 20_000).catch((err: Error) => {
       statsError = err.message;
       return undefined;
     });
+    checked();
     uploads = await Promise.all(sending);
     players = await Promise.all(recordings.map((r) => Promise.all(r)));
     probes = await mapLimit(players, 2, (list) => Promise.all(list.map((r) => (r.status === 200 ? probe(r.file) : Promise.resolve(null)))));

@@ -171,7 +171,15 @@ export function openUpload(url: string, timeoutMs: number, method = 'PUT', heade
 export function chunkedUpload(
   url: string,
   data: Buffer,
-  options: { seconds: number; method?: string; headers?: Record<string, string>; stepMs?: number; timeoutMs?: number },
+  options: {
+    seconds: number;
+    method?: string;
+    headers?: Record<string, string>;
+    stepMs?: number;
+    timeoutMs?: number;
+    /** Once everything is sent, keep the upload open (the stream live) until this settles. */
+    holdEnd?: Promise<unknown>;
+  },
 ): Promise<UploadResult> {
   const upload = openUpload(url, options.timeoutMs ?? 60_000, options.method ?? 'POST', { 'Content-Type': 'video/webm', ...options.headers });
   void (async () => {
@@ -184,6 +192,7 @@ export function chunkedUpload(
       const due = t0 + (i + 1) * stepMs - performance.now();
       if (due > 0) await sleep(due);
     }
+    await options.holdEnd?.catch(() => {});
     if (!upload.settled()) upload.end();
   })();
   return upload.answer;

@@ -169,7 +169,7 @@ export function assertNoStack(stderr: string): void {
 
 /** The lines of stderr that report problems (not the listening line or info lines). */
 export function problemLines(stderr: string): string[] {
-  return stderr.split('\n').filter((l) => l !== '' && !/listening on |: stream '[^']*': |stream '[^']*' ended|shutting down/.test(l));
+  return stderr.split('\n').filter((l) => l !== '' && !/listening on |listen backlog \d+: capped |: stream '[^']*': |stream '[^']*' ended|shutting down/.test(l));
 }
 
 /**

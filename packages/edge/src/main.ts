@@ -4,13 +4,12 @@
  * master as socket handles, and reports load, stats and stream ends over IPC.
  */
 import { createServer, type Socket } from 'node:net';
-import { Logger, exitAtStart, failPoint, type EdgeConfig, type EdgeToMaster, type MasterToEdge } from '@mkvcast/shared';
+import { LISTEN_BACKLOG, Logger, exitAtStart, failPoint, type EdgeConfig, type EdgeToMaster, type MasterToEdge } from '@mkvcast/shared';
 import { Edge } from './edge.js';
 
 const STATS_INTERVAL_MS = 1000;
 /** Load reports are coalesced: at most one per this many ms. */
 const LOAD_REPORT_MS = 20;
-const LISTEN_BACKLOG = 4096;
 
 function send(message: EdgeToMaster): void {
   if (process.connected) process.send?.(message);
@@ -90,7 +89,7 @@ function listen(edge: Edge, handle: object, log: Logger): void {
   // before the answer; the socket must stay writable while it moves on to the source.
   const server = createServer({ allowHalfOpen: true }, (socket) => edge.accept(socket));
   server.on('error', (err) => log.error(`public socket: ${err.message}`));
-  server.listen({ handle, backlog: LISTEN_BACKLOG }, () => send({ type: 'listening' }));
+  server.listen(handle, LISTEN_BACKLOG, () => send({ type: 'listening' }));
 }
 
 try {

@@ -1,7 +1,8 @@
 import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { MkvcastError } from '@mkvcast/shared';
+import { LISTEN_BACKLOG, MkvcastError } from '@mkvcast/shared';
 
 /** The part of libuv's TCP handle the master uses. */
 export interface TcpHandle {
@@ -38,4 +39,26 @@ export async function bindPublicSocket(host: string, port: number): Promise<{ ha
     return fail(err);
   }
   return { handle, address: { address: out.address!, port: out.port!, family: out.family ?? `IPv${family}` } };
+}
+
+/** A Linux sysctl as a number; null where there is none (another OS) or it cannot be read. */
+export function readSysctl(name: string): number | null {
+  try {
+    const n = Number(readFileSync(`/proc/sys/${name.replaceAll('.', '/')}`, 'utf8').trim());
+    return Number.isInteger(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The accept queue the edges' listen() gets, and, when net.core.somaxconn
+ * cuts LISTEN_BACKLOG down, the line that says so (the kernel does it silently).
+ */
+export function listenBacklog(somaxconn = readSysctl('net.core.somaxconn')): { backlog: number; note: string | null } {
+  if (somaxconn === null || somaxconn >= LISTEN_BACKLOG) return { backlog: LISTEN_BACKLOG, note: null };
+  return {
+    backlog: somaxconn,
+    note: `listen backlog ${somaxconn}: capped by net.core.somaxconn (${LISTEN_BACKLOG} asked for)`,
+  };
 }

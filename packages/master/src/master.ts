@@ -25,7 +25,7 @@ import type {
 } from '@mkvcast/shared';
 import { Child } from './child.js';
 import { HeldPublishers } from './heldPublishers.js';
-import { bindPublicSocket, type TcpHandle } from './listenHandle.js';
+import { bindPublicSocket, listenBacklog, type TcpHandle } from './listenHandle.js';
 
 export interface MasterOptions {
   inputs: InputConfig[];
@@ -135,6 +135,8 @@ export class Master {
     // Bind first: a taken port fails before any child is forked.
     const { handle, address } = await bindPublicSocket(this.#options.host, this.#options.port);
     this.#listener = handle;
+    const { note } = listenBacklog();
+    if (note !== null) this.#log.info(note);
     this.#source.start();
     await this.#until(this.#source, 'ready');
     for (const edge of this.#edges) edge.child.start();

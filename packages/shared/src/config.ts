@@ -67,3 +67,10 @@ export interface EdgeConfig {
   defaultStream: string | null;
   logLevel: LogLevel;
 }
+
+/**
+ * The accept queue each edge asks for on the public socket. Linux caps it at
+ * net.core.somaxconn (4096 by default since 5.4); a queue too short for a
+ * crowd drops SYNs, and their clients retry only after 1 s, then 3 s.
+ */
+export const LISTEN_BACKLOG = 65535;

@@ -216,10 +216,14 @@ class LoadGen {
 
   /** Collects the response head; returns how many of the n bytes are body (0 while in head). */
   #readHead(p: Player, buf: Uint8Array, n: number): number {
-    const head = Buffer.concat([p.head!, buf.subarray(0, n)]);
+    // Only the head is copied: the first read often brings the whole start burst with it, and
+    // copying that for each of thousands of players made this process what players waited on.
+    const seen = p.head!.length;
+    const chunk = Buffer.from(buf.buffer, buf.byteOffset, Math.min(n, MAX_HEADER_BYTES + HEADER_END.length));
+    const head = seen === 0 ? chunk : Buffer.concat([p.head!, chunk]);
     const end = head.indexOf(HEADER_END);
     if (end < 0) {
-      p.head = head;
+      p.head = Buffer.from(head);
       if (head.length > MAX_HEADER_BYTES) this.#fail(p, 'HEADER_TOO_LARGE');
       return 0;
     }
@@ -230,7 +234,7 @@ class LoadGen {
       return 0;
     }
     p.status = Number(m[1]);
-    return head.length - (end + HEADER_END.length);
+    return seen + n - (end + HEADER_END.length);
   }
 
   #fail(p: Player, code: string): void {

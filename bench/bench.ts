@@ -71,7 +71,7 @@ async function runFanoutBench(o: FanoutOptions): Promise<number> {
   const clip = o.clip ?? (await makeClip('webm-vp8-opus', { seconds: CLIP_SECONDS }));
   const rateBps = await streamRate(o, clip);
   process.stderr.write(`bench: clip ${clip} (${Math.round(rateBps / 1000)} kbit/s); servers: ${servers.join(', ')}\n`);
-  const s: FanoutSettings = { joinMs: o.joinMs, durationS: o.durationS, warmupS: o.warmupS, rateBps, verbose: o.verbose };
+  const s: FanoutSettings = { joinMs: o.joinMs, durationS: o.durationS, warmupS: o.warmupS, rateBps, loadgens: o.loadgens, verbose: o.verbose };
 
   const rows: FanoutResult[] = [];
   const failed: Summary['failed'] = [];
@@ -111,7 +111,7 @@ function printSummary(o: FanoutOptions, rows: FanoutResult[], failed: Summary['f
   if (ratios.length > 0) text += `\n${ratioTable(ratios)}\n`;
   if (summary.vsSkipped !== undefined) text += `\nIcecast NOT measured: ${summary.vsSkipped}\n`;
   for (const x of summary.loadgenSaturated) {
-    text += `\nWARNING: the load generator used ${x.cpuPct} % of a core in the ${x.server} run at ${x.players} players: it may be the bottleneck there.\n`;
+    text += `\nWARNING: a load generator used ${x.cpuPct} % of a core in the ${x.server} run at ${x.players} players: it may be the bottleneck there (try more --loadgens).\n`;
   }
   for (const x of summary.disturbed) {
     text += `\nWARNING: other processes used ${x.otherCpuPct} % of a core during the ${x.server} run at ${x.players} players: its figures are disturbed.\n`;

@@ -4,8 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { sleep, spawnTracked, stopChild } from './children.js';
 import type { LoadReport } from './loadgen.js';
-import { cpuDelta, machineCpu, sample } from './procstats.js';
-import type { MachineCpu } from './procstats.js';
+import { mergeReports } from './merge.js';
+import type { MergedLoad } from './merge.js';
+import { cpuDelta, machineCpu, sample, tcpCounters, tcpDelta } from './procstats.js';
+import type { MachineCpu, TcpCounters } from './procstats.js';
 import type { TreeSample } from './procstats.js';
 import type { FanoutSettings, ServerName, ServerUnderTest } from './server.js';
 
@@ -42,8 +44,18 @@ export interface FanoutResult {
   /** (RSS at N − idle RSS) / N. */
   perPlayerRssBytes: number;
   ttfbMs: { p50: number | null; p99: number | null; max: number | null };
+  /** Load generator processes the players were split over. */
+  loadgens: number;
+  /** The busiest load generator's CPU over the window, % of one core. */
   loadgenCpuPct: number;
+  /** The same from its first connect until its last player's first byte: the crowd itself. */
+  loadgenCrowdCpuPct: number;
   loadgenSaturated: boolean;
+  /**
+   * The kernel's TCP counters over the run (crowd and window), for the whole network namespace:
+   * handshakes dropped at the listener and the SYN retransmissions they cost. Null off Linux.
+   */
+  tcp: TcpCounters | null;
   /**
    * CPU of everything else on the machine during the window (% of one core): not the server,
    * its publisher or the load generator. High values mean the figures are disturbed.
@@ -60,7 +72,8 @@ export interface FanoutResult {
 }
 
 interface LoadRun {
-  report: LoadReport;
+  report: MergedLoad;
+  tcp: TcpCounters | null;
   before: TreeSample;
   after: TreeSample;
   pubBefore: TreeSample;
@@ -108,8 +121,7 @@ function summarize(name: ServerName, players: number, idleRss: number, run: Load
   const sampledS = (after.atMs - before.atMs) / 1000;
   const serverCpuS = cpuDelta(before, after);
   const gigabits = (report.windowBytes * 8) / 1e9;
-  const loadgenS = report.cpuWindow.userS + report.cpuWindow.systemS;
-  const loadgenShare = loadgenS / report.windowS;
+  const loadgenS = report.cpuWindowS;
   const publisherS = cpuDelta(run.pubBefore, run.pubAfter);
   const { machineBefore: m0, machineAfter: m1 } = run;
   const otherS = Math.max(0, m1.busyS - m0.busyS - serverCpuS - publisherS - loadgenS - run.selfS);
@@ -130,8 +142,11 @@ function summarize(name: ServerName, players: number, idleRss: number, run: Load
     rssAtNMB: round1(run.windowRssBytes / MiB),
     perPlayerRssBytes: Math.round((run.windowRssBytes - idleRss) / players),
     ttfbMs: report.ttfbMs,
-    loadgenCpuPct: round1(loadgenShare * 100),
-    loadgenSaturated: loadgenShare >= LOADGEN_SATURATED,
+    loadgens: report.processes,
+    loadgenCpuPct: round1(report.windowShare * 100),
+    loadgenCrowdCpuPct: round1(report.crowdShare * 100),
+    loadgenSaturated: Math.max(report.windowShare, report.crowdShare) >= LOADGEN_SATURATED,
+    tcp: run.tcp,
     otherCpuPct: round1((otherS / sampledS) * 100),
     softirqCpuPct: round1(((m1.softirqS - m0.softirqS) / sampledS) * 100),
     windowS: report.windowS,
@@ -142,14 +157,28 @@ function summarize(name: ServerName, players: number, idleRss: number, run: Load
   return result;
 }
 
-/** Runs the load generator, sampling the server (and its publisher) as its window opens and closes. */
+/** `players` split over `n` processes, as evenly as can be. */
+function shares(players: number, n: number): number[] {
+  const k = Math.max(1, Math.min(n, players));
+  return Array.from({ length: k }, (_, i) => Math.floor(players / k) + (i < players % k ? 1 : 0));
+}
+
+/**
+ * Runs the load generators (all at once, the players split between them), sampling the server
+ * (and its publisher) as the first one's window opens and closes, and the kernel's TCP counters
+ * around the whole run.
+ */
 function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): Promise<LoadRun> {
-  const args = [
-    LOADGEN, '--url', server.url, '--players', String(players), '--join-ms', String(s.joinMs),
-    '--duration-s', String(s.durationS), '--rate-bps', String(Math.round(s.rateBps)),
-  ];
-  const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
+  const tcpBefore = tcpCounters();
+  const gens = shares(players, s.loadgens).map((n) =>
+    spawnTracked(
+      process.execPath,
+      [LOADGEN, '--url', server.url, '--players', String(n), '--join-ms', String(s.joinMs),
+        '--duration-s', String(s.durationS), '--rate-bps', String(Math.round(s.rateBps))],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    ),
+  );
+  const stdout = gens.map(() => '');
   let errText = '';
   let before: TreeSample | null = null;
   let after: TreeSample | null = null;
@@ -167,9 +196,8 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
     peakRssBytes = Math.max(peakRssBytes, rss);
     if (before !== null && after === null) windowRss = { sum: windowRss.sum + rss, n: windowRss.n + 1 };
   }, RSS_POLL_MS);
-  const limit = setTimeout(() => void stopChild(child, 1000), s.joinMs + s.durationS * 1000 + LOADGEN_GRACE_MS);
-  child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  createInterface({ input: child.stderr! }).on('line', (line) => {
+  const limit = setTimeout(() => gens.forEach((g) => void stopChild(g, 1000)), s.joinMs + s.durationS * 1000 + LOADGEN_GRACE_MS);
+  const onMarker = (line: string): void => {
     if (line === 'loadgen: window start') {
       machineBefore = machineCpu();
       selfBefore = process.cpuUsage();
@@ -182,23 +210,33 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
       const self = process.cpuUsage(selfBefore);
       selfS = (self.user + self.system) / 1e6;
       reported = server.windowEnd().catch(() => ({}));
-    } else {
-      errText = (errText + line + '\n').slice(-4000);
     }
-  });
-  return new Promise<LoadRun>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearInterval(poll);
-      clearTimeout(limit);
-      const line = stdout.trim().split('\n').at(-1) ?? '';
-      if (before === null || after === null || pubBefore === null || pubAfter === null || line === '') {
-        reject(new Error(`loadgen failed (exit ${code}): ${errText}`));
-        return;
-      }
-      const windowRssBytes = windowRss.n > 0 ? windowRss.sum / windowRss.n : (after as TreeSample).rssBytes;
-      const samples = { before, after, pubBefore, pubAfter, machineBefore, machineAfter, selfS, windowRssBytes };
-      void reported.then((r) => resolve({ report: JSON.parse(line) as LoadReport, ...samples, peakRssBytes, reported: r }));
-    });
+  };
+  const closed = gens.map(
+    (gen, i) =>
+      new Promise<number | null>((resolve, reject) => {
+        gen.once('error', reject);
+        gen.once('close', resolve);
+        gen.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout[i] += text));
+        createInterface({ input: gen.stderr! }).on('line', (line) => {
+          // The first process's window stands for all: they start together and run as long.
+          if (line.startsWith('loadgen: window ')) {
+            if (i === 0) onMarker(line);
+          } else errText = (errText + line + '\n').slice(-4000);
+        });
+      }),
+  );
+  return Promise.all(closed).then(async (codes) => {
+    clearInterval(poll);
+    clearTimeout(limit);
+    const tcp = tcpDelta(tcpBefore, tcpCounters());
+    const lines = stdout.map((text) => text.trim().split('\n').at(-1) ?? '');
+    if (before === null || after === null || pubBefore === null || pubAfter === null || lines.includes('')) {
+      throw new Error(`loadgen failed (exit ${codes.join(', ')}): ${errText}`);
+    }
+    const report = mergeReports(lines.map((line) => JSON.parse(line) as LoadReport));
+    const windowRssBytes = windowRss.n > 0 ? windowRss.sum / windowRss.n : (after as TreeSample).rssBytes;
+    const samples = { before, after, pubBefore, pubAfter, machineBefore, machineAfter, selfS, windowRssBytes };
+    return { report, tcp, ...samples, peakRssBytes, reported: await reported };
   });
 }

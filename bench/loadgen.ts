@@ -10,6 +10,7 @@
 // JSON line on stdout; progress markers ("loadgen: window start|end") go to stderr.
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { percentile } from './merge.js';
 
 const MAX_PLAYERS = 20_000;
 const MAX_DURATION_S = 600;
@@ -99,6 +100,13 @@ export interface LoadReport {
   keptUp: number | null;
   /** From the start of connect to the first body byte. */
   ttfbMs: { p50: number | null; p99: number | null; max: number | null };
+  /** Every player's TTFB (0.1 ms steps, ascending), so that several load generators' can be merged. */
+  ttfbSamplesMs: number[];
+  /**
+   * This process's CPU from the first connect until every player had its first byte (or the
+   * window ended), over that time: near 1, it was the load generator that kept players waiting.
+   */
+  crowdCpu: { cpuS: number; wallS: number };
   windowS: number;
   /** CPU time of this process, whole run and measuring window. */
   cpu: { userS: number; systemS: number };
@@ -135,10 +143,13 @@ class LoadGen {
   readonly #errorCodes: Record<string, number> = {};
   #phase = Phase.Join;
   #startMs = 0;
+  #startCpu: NodeJS.CpuUsage | undefined;
   #windowStartMs = 0;
   #windowEndMs = 0;
   #windowCpu: NodeJS.CpuUsage | null = null;
   #launched = 0;
+  #firstBytes = 0;
+  #crowdCpu: { cpuS: number; wallS: number } | null = null;
 
   constructor(o: Options) {
     this.#o = o;
@@ -151,6 +162,7 @@ class LoadGen {
   run(): Promise<LoadReport> {
     return new Promise((resolve) => {
       this.#startMs = performance.now();
+      this.#startCpu = process.cpuUsage();
       this.#launchDue();
       setTimeout(() => {
         this.#phase = Phase.Window;
@@ -207,7 +219,10 @@ class LoadGen {
       body = this.#readHead(p, buf, n);
       if (body <= 0) return true;
     }
-    p.ttfbMs ??= performance.now() - p.startMs;
+    if (p.ttfbMs === null) {
+      p.ttfbMs = performance.now() - p.startMs;
+      if (++this.#firstBytes === this.#o.players) this.#crowdCpu = this.#cpuSinceStart();
+    }
     // Chunked transfer coding, if any, is counted with the body: a few bytes per chunk.
     if (this.#phase === Phase.Window) p.windowBytes += body;
     else if (this.#phase === Phase.Join) p.burstBytes += body;
@@ -237,6 +252,11 @@ class LoadGen {
     return seen + n - (end + HEADER_END.length);
   }
 
+  #cpuSinceStart(): { cpuS: number; wallS: number } {
+    const cpu = process.cpuUsage(this.#startCpu);
+    return { cpuS: (cpu.user + cpu.system) / 1e6, wallS: (performance.now() - this.#startMs) / 1000 };
+  }
+
   #fail(p: Player, code: string): void {
     if (p.failed) return;
     p.failed = true;
@@ -251,6 +271,7 @@ class LoadGen {
     this.#phase = Phase.Done;
     this.#windowEndMs = now;
     const windowCpu = process.cpuUsage(this.#windowCpu ?? undefined);
+    this.#crowdCpu ??= this.#cpuSinceStart();
     process.stderr.write('loadgen: window end\n');
     for (const p of this.#players) p.socket?.destroy();
     done(this.#report(timedOut, windowCpu));
@@ -294,6 +315,8 @@ class LoadGen {
       rateBps: o.rateBps,
       keptUp: need === null ? null : players.filter((p) => p.windowBytes >= need).length,
       ttfbMs: { p50: round(percentile(ttfb, 0.5)), p99: round(percentile(ttfb, 0.99)), max: round(ttfb.at(-1) ?? null) },
+      ttfbSamplesMs: ttfb.map((x) => Math.round(x * 10) / 10),
+      crowdCpu: this.#crowdCpu!,
       windowS: Math.round(windowS * 1000) / 1000,
       cpu: { userS: cpu.user / 1e6, systemS: cpu.system / 1e6 },
       cpuWindow: { userS: windowCpu.user / 1e6, systemS: windowCpu.system / 1e6 },
@@ -301,12 +324,6 @@ class LoadGen {
       timedOut,
     };
   }
-}
-
-/** Nearest-rank percentile of an ascending array; null when empty. */
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
 }
 
 async function main(): Promise<void> {

@@ -126,3 +126,51 @@ export function machineCpu(): MachineCpu {
   if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return { busyS: 0, softirqS: 0 };
   return { busyS: (f[0]! + f[1]! + f[2]! + f[5]! + f[7]!) / CLK_TCK, softirqS: f[6]! / CLK_TCK };
 }
+
+/**
+ * TCP counters of the kernel (TcpExt in /proc/net/netstat) that tell whether a crowd's
+ * connections were turned away at the listening socket: the evidence that does not depend
+ * on how busy the machine was. They count the whole network namespace, so other loopback
+ * traffic on the machine adds to them.
+ */
+export interface TcpCounters {
+  /** Handshakes dropped because the listener's accept queue was full. */
+  listenOverflows: number;
+  /** Every drop at a listener, overflows included. */
+  listenDrops: number;
+  /** SYN and SYN-ACK retransmissions: what a dropped SYN costs its client (1 s, then 3 s). */
+  synRetrans: number;
+  /** SYN queue full: answered with a SYN cookie (net.ipv4.tcp_syncookies on), or dropped. */
+  reqQFullDoCookies: number;
+  reqQFullDrop: number;
+}
+
+const TCP_COUNTERS: Record<keyof TcpCounters, string> = {
+  listenOverflows: 'ListenOverflows',
+  listenDrops: 'ListenDrops',
+  synRetrans: 'TCPSynRetrans',
+  reqQFullDoCookies: 'TCPReqQFullDoCookies',
+  reqQFullDrop: 'TCPReqQFullDrop',
+};
+
+/** The counters now, or null where /proc/net/netstat cannot be read. */
+export function tcpCounters(): TcpCounters | null {
+  // Two lines per group: "TcpExt: Name1 Name2 …", then "TcpExt: value1 value2 …".
+  const lines = (readOrNull('/proc/net/netstat') ?? '').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  if (lines.length < 2) return null;
+  const names = lines[0]!.split(/\s+/);
+  const values = lines[1]!.split(/\s+/);
+  const out = {} as TcpCounters;
+  for (const [key, name] of Object.entries(TCP_COUNTERS) as [keyof TcpCounters, string][]) {
+    const i = names.indexOf(name);
+    out[key] = i < 0 ? 0 : Number(values[i]);
+  }
+  return out;
+}
+
+export function tcpDelta(before: TcpCounters | null, after: TcpCounters | null): TcpCounters | null {
+  if (before === null || after === null) return null;
+  const out = {} as TcpCounters;
+  for (const key of Object.keys(TCP_COUNTERS) as (keyof TcpCounters)[]) out[key] = after[key] - before[key];
+  return out;
+}

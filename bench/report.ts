@@ -41,6 +41,11 @@ function latencyCell(r: FanoutResult): string {
   return l === undefined ? '-' : `${fmt(l.p50 as number)} / ${fmt(l.p99 as number)}`;
 }
 
+/** The busiest load generator's CPU in the window, and during the crowd; the process count. */
+function loadgenCell(r: FanoutResult): string {
+  return `${r.loadgenCpuPct} / ${r.loadgenCrowdCpuPct}${r.loadgens > 1 ? ` (x${r.loadgens})` : ''}`;
+}
+
 function grid(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (row: string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -50,12 +55,13 @@ function grid(head: string[], body: string[][]): string {
 export function runTable(rows: FanoutResult[]): string {
   const head = [
     'server', 'players', 'kept up', 'not served', 'Gbit/s', 'srv CPU %', 'CPU s/Gbit', 'peak RSS MB', 'B/player',
-    'TTFB p50/p99 ms', 'loadgen CPU %', 'pub CPU %', 'other CPU %', 'latency p50/p99 ms',
+    'TTFB p50/p99/max ms', 'listen drops', 'SYN rtx', 'loadgen CPU %', 'pub CPU %', 'other CPU %', 'latency p50/p99 ms',
   ];
   const body = rows.map((r) => [
     r.server, String(r.players), fmt(r.keptUp), String(r.players - r.ok200), String(r.deliveredGbps), String(r.serverCpuPct),
     fmt(r.serverCpuSecondsPerGbit), String(r.peakRssMB), String(r.perPlayerRssBytes),
-    `${fmt(r.ttfbMs.p50)} / ${fmt(r.ttfbMs.p99)}`, `${r.loadgenCpuPct}${r.loadgenSaturated ? ' (!)' : ''}`,
+    `${fmt(r.ttfbMs.p50)} / ${fmt(r.ttfbMs.p99)} / ${fmt(r.ttfbMs.max)}`, fmt(r.tcp?.listenDrops), fmt(r.tcp?.synRetrans),
+    `${loadgenCell(r)}${r.loadgenSaturated ? ' (!)' : ''}`,
     fmt(r.publisherCpuPct), String(r.otherCpuPct), latencyCell(r),
   ]);
   return grid(head, body);
@@ -67,6 +73,9 @@ export const LEGEND = [
   '(refused, 503, or no answer within the window). CPU: all server processes over the window (Icecast: icecast2',
   'alone; its ffmpeg publisher is "pub"). B/player: (mean RSS in the window - idle RSS) / N. TTFB: connect to first',
   'body byte, over the players that got one. other CPU: the rest of the machine (softirq apart): disturbance.',
+  'listen drops / SYN rtx: the kernel\'s ListenDrops and TCPSynRetrans over the run (whole network namespace):',
+  'handshakes the listening socket turned away, and the retried SYNs they cost (1 s, then 3 s). loadgen CPU:',
+  'the busiest load generator process, over the window / from its first connect to its last first byte.',
 ].join('\n');
 
 const ratio = (a: number | null, b: number | null): number | null =>
@@ -108,5 +117,5 @@ export function disturbed(rows: FanoutResult[]): Summary['disturbed'] {
 }
 
 export function saturated(rows: FanoutResult[]): Summary['loadgenSaturated'] {
-  return rows.filter((r) => r.loadgenSaturated).map((r) => ({ server: r.server, players: r.players, cpuPct: r.loadgenCpuPct }));
+  return rows.filter((r) => r.loadgenSaturated).map((r) => ({ server: r.server, players: r.players, cpuPct: Math.max(r.loadgenCpuPct, r.loadgenCrowdCpuPct) }));
 }

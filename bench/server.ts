@@ -27,5 +27,7 @@ export interface FanoutSettings {
   warmupS: number;
   /** The stream's rate in bit/s: a player keeps up at ≥ 90 % of it over the window. */
   rateBps: number;
+  /** Load generator processes to split the players over. */
+  loadgens: number;
   verbose: boolean;
 }

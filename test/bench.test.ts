@@ -51,7 +51,11 @@ function checkRun(run: Record<string, unknown>, why: string): void {
   assert.ok(isNumberOrNull(run['serverCpuSecondsPerGbit']), why);
   assert.equal(typeof run['loadgenSaturated'], 'boolean', why);
   const ttfb = run['ttfbMs'] as Record<string, unknown>;
-  assert.ok(isNumberOrNull(ttfb['p50']) && isNumberOrNull(ttfb['p99']), why);
+  assert.ok(isNumberOrNull(ttfb['p50']) && isNumberOrNull(ttfb['p99']) && isNumberOrNull(ttfb['max']), why);
+  assert.ok(isNumber(run['loadgenCrowdCpuPct']), why);
+  // The kernel's listen-queue counters: read from /proc on Linux, null elsewhere.
+  const tcp = run['tcp'] as Record<string, unknown> | null;
+  if (tcp !== null) for (const key of ['listenOverflows', 'listenDrops', 'synRetrans']) assert.ok(isNumber(tcp[key]), `${why}: tcp.${key}`);
   assert.equal(run['ok200'], run['players'], `${why}: every player got a 200`);
 }
 
@@ -90,6 +94,14 @@ describe('npm run bench', () => {
     for (const key of ['keptUp', 'deliveredGbps', 'cpuSecondsPerGbit', 'peakRss', 'perPlayerRss', 'ttfbP50', 'ttfbP99', 'loadgenCpu']) {
       assert.ok(key in ratios[0]!, `ratio ${key} missing`);
     }
+  });
+
+  it('--crowd splits the players over two load generators and adds their reports up', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
+    const { runs } = runsAndSummary(await runBench(['--tiny', '--crowd', '41']));
+    assert.equal(runs.length, 1);
+    checkRun(runs[0]!, 'mkvcast');
+    assert.equal(runs[0]!['players'], 41);
+    assert.equal(runs[0]!['loadgens'], 2);
   });
 
   it('--ingest --tiny reports scanner, segmenter and IPC speeds', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {

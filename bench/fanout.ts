@@ -44,6 +44,8 @@ export interface FanoutResult {
   /** (RSS at N − idle RSS) / N. */
   perPlayerRssBytes: number;
   ttfbMs: { p50: number | null; p99: number | null; max: number | null };
+  /** TCP connect alone (the kernel's handshake): over 1 s, SYNs were dropped and retried. */
+  connectMs: { p50: number | null; p99: number | null; max: number | null };
   /** Load generator processes the players were split over. */
   loadgens: number;
   /** The busiest load generator's CPU over the window, % of one core. */
@@ -142,6 +144,7 @@ function summarize(name: ServerName, players: number, idleRss: number, run: Load
     rssAtNMB: round1(run.windowRssBytes / MiB),
     perPlayerRssBytes: Math.round((run.windowRssBytes - idleRss) / players),
     ttfbMs: report.ttfbMs,
+    connectMs: report.connectMs,
     loadgens: report.processes,
     loadgenCpuPct: round1(report.windowShare * 100),
     loadgenCrowdCpuPct: round1(report.crowdShare * 100),

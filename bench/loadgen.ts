@@ -103,6 +103,11 @@ export interface LoadReport {
   /** Every player's TTFB (0.1 ms steps, ascending), so that several load generators' can be merged. */
   ttfbSamplesMs: number[];
   /**
+   * Every connected player's connect time (0.1 ms steps, ascending): the handshake, done by the
+   * kernel. Past 1 s, SYNs were dropped at a full listen queue and retried.
+   */
+  connectSamplesMs: number[];
+  /**
    * This process's CPU from the first connect until every player had its first byte (or the
    * window ended), over that time: near 1, it was the load generator that kept players waiting.
    */
@@ -129,6 +134,7 @@ class Player {
   /** Header bytes until the blank line is seen, then null. */
   head: Buffer | null = Buffer.alloc(0);
   ttfbMs: number | null = null;
+  connectMs: number | null = null;
   burstBytes = 0;
   windowBytes = 0;
   connected = false;
@@ -199,6 +205,7 @@ class LoadGen {
     socket.setNoDelay(true);
     socket.once('connect', () => {
       p.connected = true;
+      p.connectMs = performance.now() - p.startMs;
       socket.write(this.#request);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -316,6 +323,9 @@ class LoadGen {
       keptUp: need === null ? null : players.filter((p) => p.windowBytes >= need).length,
       ttfbMs: { p50: round(percentile(ttfb, 0.5)), p99: round(percentile(ttfb, 0.99)), max: round(ttfb.at(-1) ?? null) },
       ttfbSamplesMs: ttfb.map((x) => Math.round(x * 10) / 10),
+      connectSamplesMs: players
+        .flatMap((p) => (p.connectMs === null ? [] : [Math.round(p.connectMs * 10) / 10]))
+        .sort((a, b) => a - b),
       crowdCpu: this.#crowdCpu!,
       windowS: Math.round(windowS * 1000) / 1000,
       cpu: { userS: cpu.user / 1e6, systemS: cpu.system / 1e6 },

@@ -21,6 +21,8 @@ export interface MergedLoad {
   windowBytes: number;
   keptUp: number | null;
   ttfbMs: { p50: number | null; p99: number | null; max: number | null };
+  /** TCP connect (the kernel's handshake) of the players that connected. */
+  connectMs: { p50: number | null; p99: number | null; max: number | null };
   /** The longest of the processes' windows, s. */
   windowS: number;
   gbps: number;
@@ -46,6 +48,12 @@ export function mergeReports(reports: readonly LoadReport[]): MergedLoad {
     addCounts(errorCodes, r.errorCodes);
   }
   const ttfb = reports.flatMap((r) => r.ttfbSamplesMs).sort((a, b) => a - b);
+  const connect = reports.flatMap((r) => r.connectSamplesMs).sort((a, b) => a - b);
+  const spread = (sorted: number[]): MergedLoad['ttfbMs'] => ({
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    max: sorted.at(-1) ?? null,
+  });
   const windowS = Math.max(...reports.map((r) => r.windowS));
   const windowBytes = sum((r) => r.windowBytes);
   const cpuS = (c: { userS: number; systemS: number }): number => c.userS + c.systemS;
@@ -60,7 +68,8 @@ export function mergeReports(reports: readonly LoadReport[]): MergedLoad {
     burstBytes: sum((r) => r.burstBytes),
     windowBytes,
     keptUp: reports.some((r) => r.keptUp === null) ? null : sum((r) => r.keptUp!),
-    ttfbMs: { p50: percentile(ttfb, 0.5), p99: percentile(ttfb, 0.99), max: ttfb.at(-1) ?? null },
+    ttfbMs: spread(ttfb),
+    connectMs: spread(connect),
     windowS,
     gbps: windowS > 0 ? Math.round(((windowBytes * 8) / windowS / 1e9) * 1e4) / 1e4 : 0,
     cpuWindowS: sum((r) => cpuS(r.cpuWindow)),

@@ -55,12 +55,12 @@ function grid(head: string[], body: string[][]): string {
 export function runTable(rows: FanoutResult[]): string {
   const head = [
     'server', 'players', 'kept up', 'not served', 'Gbit/s', 'srv CPU %', 'CPU s/Gbit', 'peak RSS MB', 'B/player',
-    'TTFB p50/p99/max ms', 'listen drops', 'SYN rtx', 'loadgen CPU %', 'pub CPU %', 'other CPU %', 'latency p50/p99 ms',
+    'TTFB p50/p99/max ms', 'connect p99 ms', 'listen drops', 'SYN rtx', 'loadgen CPU %', 'pub CPU %', 'other CPU %', 'latency p50/p99 ms',
   ];
   const body = rows.map((r) => [
     r.server, String(r.players), fmt(r.keptUp), String(r.players - r.ok200), String(r.deliveredGbps), String(r.serverCpuPct),
     fmt(r.serverCpuSecondsPerGbit), String(r.peakRssMB), String(r.perPlayerRssBytes),
-    `${fmt(r.ttfbMs.p50)} / ${fmt(r.ttfbMs.p99)} / ${fmt(r.ttfbMs.max)}`, fmt(r.tcp?.listenDrops), fmt(r.tcp?.synRetrans),
+    `${fmt(r.ttfbMs.p50)} / ${fmt(r.ttfbMs.p99)} / ${fmt(r.ttfbMs.max)}`, fmt(r.connectMs.p99), fmt(r.tcp?.listenDrops), fmt(r.tcp?.synRetrans),
     `${loadgenCell(r)}${r.loadgenSaturated ? ' (!)' : ''}`,
     fmt(r.publisherCpuPct), String(r.otherCpuPct), latencyCell(r),
   ]);
@@ -73,9 +73,10 @@ export const LEGEND = [
   '(refused, 503, or no answer within the window). CPU: all server processes over the window (Icecast: icecast2',
   'alone; its ffmpeg publisher is "pub"). B/player: (mean RSS in the window - idle RSS) / N. TTFB: connect to first',
   'body byte, over the players that got one. other CPU: the rest of the machine (softirq apart): disturbance.',
-  'listen drops / SYN rtx: the kernel\'s ListenDrops and TCPSynRetrans over the run (whole network namespace):',
-  'handshakes the listening socket turned away, and the retried SYNs they cost (1 s, then 3 s). loadgen CPU:',
-  'the busiest load generator process, over the window / from its first connect to its last first byte.',
+  'connect: the TCP handshake alone. listen drops / SYN rtx: the kernel\'s ListenDrops and TCPSynRetrans over the',
+  'run (the whole network namespace): handshakes the listening socket turned away, and the SYNs retried for them',
+  '(after 1 s, then 3 s). loadgen CPU: the busiest load generator, over the window / from its first connect to its',
+  'last player\'s first byte.',
 ].join('\n');
 
 const ratio = (a: number | null, b: number | null): number | null =>

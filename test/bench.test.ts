@@ -53,6 +53,8 @@ function checkRun(run: Record<string, unknown>, why: string): void {
   const ttfb = run['ttfbMs'] as Record<string, unknown>;
   assert.ok(isNumberOrNull(ttfb['p50']) && isNumberOrNull(ttfb['p99']) && isNumberOrNull(ttfb['max']), why);
   assert.ok(isNumber(run['loadgenCrowdCpuPct']), why);
+  const connect = run['connectMs'] as Record<string, unknown>;
+  assert.ok(isNumber(connect['p50']) && isNumber(connect['p99']) && isNumber(connect['max']), `${why}: connectMs`);
   // The kernel's listen-queue counters: read from /proc on Linux, null elsewhere.
   const tcp = run['tcp'] as Record<string, unknown> | null;
   if (tcp !== null) for (const key of ['listenOverflows', 'listenDrops', 'synRetrans']) assert.ok(isNumber(tcp[key]), `${why}: tcp.${key}`);

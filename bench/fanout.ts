@@ -229,9 +229,11 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
         });
       }),
   );
-  return Promise.all(closed).then(async (codes) => {
+  const done = Promise.all(closed).finally(() => {
     clearInterval(poll);
     clearTimeout(limit);
+  });
+  return done.then(async (codes) => {
     const tcp = tcpDelta(tcpBefore, tcpCounters());
     const lines = stdout.map((text) => text.trim().split('\n').at(-1) ?? '');
     if (before === null || after === null || pubBefore === null || pubAfter === null || lines.includes('')) {

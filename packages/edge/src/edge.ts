@@ -76,6 +76,11 @@ const START_WAIT_MS = 10_000;
  * second of a 2 Mbit/s stream from the lag measure.
  */
 const PLAYER_SEND_BUFFER = 128 * 1024;
+/**
+ * Leveling hand-backs queued at once. Sockets cross IPC one at a time, each after the last
+ * was acknowledged: a crowd's batch would queue hundreds, each waiting behind the rest.
+ */
+const MAX_LEVELING = 16;
 
 /**
  * One edge process's work: a copy of every live stream fed by the source
@@ -102,6 +107,8 @@ export class Edge {
   /** Ended streams whose players are still taking the last bytes. */
   readonly #ending = new Set<LiveStream>();
   readonly #sendBuffer: SendBufferCap;
+  /** Leveling hand-backs not yet sent (see MAX_LEVELING). */
+  #leveling = 0;
 
   constructor(config: EdgeConfig, log: Logger, events: EdgeEvents) {
     this.#config = config;
@@ -278,8 +285,9 @@ export class Edge {
     // Ahead of the least-loaded edge by the master's margin: let the master place the player
     // (back here, if this edge turns out to be the least loaded after all).
     const ahead = this.#players >= this.#level.least + this.#level.margin;
-    if (ahead && !request.handedOver && head.method === 'GET' && this.#config.edges > 1) {
-      this.#detach(socket);
+    if (ahead && !request.handedOver && head.method === 'GET' && this.#config.edges > 1 && this.#leveling < MAX_LEVELING) {
+      this.#leveling++;
+      socket.once('close', () => this.#leveling--);
       this.#events.handBack(socket, request.received, []);
       return;
     }

@@ -52,6 +52,8 @@ export interface MasterOptions {
 
 const STATS_INTERVAL_MS = 1000;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
+/** Hand-offs on their way to one edge past which the edges stop leveling (see #level). */
+const HANDOFF_BACKLOG = 16;
 const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 /** Publishers held while the source restarts: at most this many, this long each. */
 const HELD_PUBLISHERS = 64;
@@ -98,6 +100,7 @@ export class Master {
   #up = false;
   /** Players on the least-loaded edge, as last sent to the edges. */
   #least = -1;
+  #margin = -1;
   readonly #source: SourceChild;
   readonly #edges: EdgeSlot[];
   /** Per live stream, what a restarted source needs to go on with it. */
@@ -334,11 +337,16 @@ export class Master {
     const ready = this.#edges.filter((e) => e.child.ready);
     if (ready.length === 0) return;
     const least = Math.min(...ready.map((e) => this.#load(e)));
-    if (least === this.#least) return;
-    this.#least = least;
     // Exact while edges are small; on big edges a crowd, which the kernel already spreads
     // within a few percent, stays on the fast path instead of queueing for the IPC hand-off.
-    const margin = Math.max(1, Math.floor(this.#options.clientsPerEdge / 10));
+    // Sockets cross IPC one at a time, each waiting for the receiver's acknowledgement: once
+    // HANDOFF_BACKLOG are on their way to an edge, the next would wait behind them all (1 s at
+    // p99 in a crowd of 5000), so the edges keep their players until the backlog has drained.
+    const backlog = ready.some((e) => e.handed - e.received >= HANDOFF_BACKLOG);
+    const margin = backlog ? this.#options.clientsPerEdge : Math.max(1, Math.floor(this.#options.clientsPerEdge / 10));
+    if (least === this.#least && margin === this.#margin) return;
+    this.#least = least;
+    this.#margin = margin;
     for (const slot of ready) slot.child.send({ type: 'level', least, margin });
   }
 

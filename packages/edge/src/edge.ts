@@ -188,15 +188,6 @@ export class Edge {
     socket.resume();
   }
 
-  /**
-   * The connection leaves for another process. Sending its handle takes it
-   * from the socket without a 'close' event here, so stop counting it now.
-   */
-  #detach(socket: Socket): void {
-    this.#sockets.delete(socket);
-    this.#reportLoad();
-  }
-
   /** Ends every player and the source link. */
   close(): void {
     this.#link.close();
@@ -221,9 +212,7 @@ export class Edge {
           return this.#send(socket, 200, JSON.stringify(this.#listing()), 'application/json', {}, head.method !== 'HEAD');
         case 'publish': {
           // The source ingests uploads: the master passes the connection on, with every byte read.
-          const received = Buffer.concat([request.received, ...stopReading(socket)]);
-          this.#detach(socket);
-          return this.#events.publish(socket, received);
+          return this.#events.publish(socket, Buffer.concat([request.received, ...stopReading(socket)]));
         }
         case 'play':
           return this.#play(request, route.stream);
@@ -293,7 +282,6 @@ export class Edge {
     }
     if (this.#players >= this.#config.clientsPerEdge) {
       if (head.method === 'GET' && request.tried.length + 1 < this.#config.edges) {
-        this.#detach(socket);
         this.#events.handBack(socket, request.received, [...request.tried, this.#config.edgeId]);
         return;
       }

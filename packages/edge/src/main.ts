@@ -15,6 +15,13 @@ function send(message: EdgeToMaster): void {
   if (process.connected) process.send?.(message);
 }
 
+/**
+ * Node takes the handle of a socket it sends (keepOpen: false) but never emits 'close' on
+ * the socket: destroy the empty shell once it has gone, so the edge forgets it and counts
+ * the hand-off as done.
+ */
+const gone = (socket: Socket) => (): void => void socket.destroy();
+
 function main(): void {
   const config = JSON.parse(process.argv[2] ?? '{}') as EdgeConfig;
   const log = new Logger(`edge ${config.edgeId}`, config.logLevel);
@@ -44,11 +51,11 @@ function main(): void {
     },
     handBack(socket, received, tried) {
       if (!process.connected) return socket.destroy();
-      process.send!({ type: 'full', received: received.toString('latin1'), tried }, socket, { keepOpen: false });
+      process.send!({ type: 'full', received: received.toString('latin1'), tried }, socket, { keepOpen: false }, gone(socket));
     },
     publish(socket, received) {
       if (!process.connected) return socket.destroy();
-      process.send!({ type: 'publish', received: received.toString('latin1') }, socket, { keepOpen: false });
+      process.send!({ type: 'publish', received: received.toString('latin1') }, socket, { keepOpen: false }, gone(socket));
     },
   });
 

@@ -138,8 +138,6 @@ export class Master {
     // Bind first: a taken port fails before any child is forked.
     const { handle, address } = await bindPublicSocket(this.#options.host, this.#options.port);
     this.#listener = handle;
-    const { note } = listenBacklog();
-    if (note !== null) this.#log.info(note);
     this.#source.start();
     await this.#until(this.#source, 'ready');
     for (const edge of this.#edges) edge.child.start();
@@ -153,6 +151,9 @@ export class Master {
     this.#broadcastStats();
     this.#source.send({ type: 'start' });
     this.#up = true;
+    // Said once the server is up: a failed start prints its one line and nothing else.
+    const { note } = listenBacklog();
+    if (note !== null) this.#log.info(note);
     return address;
   }
 

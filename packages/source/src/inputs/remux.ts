@@ -22,7 +22,8 @@ export function sniffContainer(head: Buffer): string {
 export async function* matroskaBytes(stream: Readable, ffmpeg: string | null): AsyncGenerator<Buffer> {
   const input = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let head = Buffer.alloc(0);
-  while (head.length < SNIFF_BYTES) {
+  // Matroska is known from its first 4 bytes: a live publisher's first frame must not wait for 192.
+  while (head.length < SNIFF_BYTES && !(head.length >= 4 && head.readUInt32BE(0) === EBML_MAGIC)) {
     const next = await input.next();
     if (next.done) break;
     head = Buffer.concat([head, next.value]);

@@ -1,16 +1,17 @@
-// `npm run bench -- --ingest`: how fast one core frames Matroska (MatroskaScanner) and cuts it into
-// Segments (processCluster), unpaced and in this process, and how fast Segment frames cross from
-// one process to another (ipc.ts). Issue targets: ≥ 300 MB/s ingest, ≥ 1 GB/s IPC.
+// `npm run bench -- --ingest`: how fast one core frames Matroska (MatroskaScanner) and cuts its
+// blocks into Segments (readBlock + PieceBuilder, as the source's ingest does), unpaced and in
+// this process, and how fast Segment frames cross from one process to another (ipc.ts). Issue
+// targets: ≥ 300 MB/s ingest, ≥ 1 GB/s IPC.
 //
 // The input is what a live muxer writes: ffmpeg's Matroska output to a pipe (clusters of about
-// 32 KiB, cut mid-GOP, so processCluster has keyframes to split at), high bitrate, generated once
+// 32 KiB, cut mid-GOP, so there are keyframes inside Clusters), high bitrate, generated once
 // and cached. Each timed run pushes it through fresh scanners, as often as needed to reach
-// --ingest-mb, in 64 KiB chunks as a socket would deliver it.
+// --ingest-mb, in 64 KiB chunks as a socket would deliver it; each chunk's blocks close a piece.
 import { closeSync, openSync } from 'node:fs';
 import { link, mkdir, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { MatroskaScanner, MKV_ID } from '@mkvcast/shared';
-import { buildLiveHeader, processCluster } from '@mkvcast/source';
+import { PieceBuilder, buildLiveHeader, readBlock, type Piece } from '@mkvcast/source';
 import { defaultMediaDir, ffmpegPath, makeClip } from '../test/helpers/media.js';
 import { spawnTracked } from './children.js';
 import { measureIpc, median } from './ipc.js';
@@ -84,7 +85,7 @@ function videoTrackOf(data: Buffer): number {
     for (const e of scanner.push(data.subarray(pos, pos + CHUNK))) {
       if (e.kind === 'ebml') ebml = { bytes: e.bytes, docType: e.docType };
       else if (e.kind === 'element') elements.set(e.id, e.bytes);
-      else if (e.kind === 'cluster') {
+      else if (e.kind === 'cluster-start') {
         if (ebml === null || !elements.has(MKV_ID.Tracks)) throw new Error('ingest input: no header before the first Cluster');
         return buildLiveHeader(ebml.bytes, ebml.docType, elements).videoTrack;
       }
@@ -100,20 +101,35 @@ interface PassCounts {
   outBytes: number;
 }
 
-/** One pass of the whole input through a fresh scanner; with `videoTrack`, every Cluster through processCluster too. */
+/** The source's cut for streams with video: 250 ms at 1 ms ticks (ingest.ts, VIDEO_SPLIT_MS). */
+const SPLIT_TICKS = 250;
+
+/** One pass of the whole input through a fresh scanner; with `videoTrack`, every block into pieces too. */
 function pass(data: Buffer, videoTrack: number | null, counts: PassCounts): void {
   const scanner = new MatroskaScanner();
+  const builder = new PieceBuilder();
+  builder.rules = { videoTrack: videoTrack ?? 0, splitInterval: SPLIT_TICKS };
+  const pieces: Piece[] = [];
+  let clusterTimestamp = 0;
   const onEvents = (events: ReturnType<MatroskaScanner['push']>): void => {
     for (const e of events) {
-      if (e.kind !== 'cluster') continue;
-      counts.clusters++;
-      if (videoTrack === null) continue;
-      for (const piece of processCluster({ bytes: e.bytes, videoTrack, timestampOffset: 0, splitInterval: 0 })) {
-        counts.pieces++;
-        if (piece.keyframe) counts.keyPieces++;
-        counts.outBytes += piece.bytes.length;
+      if (e.kind === 'cluster-start') {
+        counts.clusters++;
+        clusterTimestamp = e.timestamp;
       }
+      if (videoTrack === null || e.kind !== 'cluster-child') continue;
+      const block = readBlock(e.id, e.bytes);
+      if (block === null) continue;
+      const time = clusterTimestamp + block.relative;
+      builder.add(e.bytes, { clusterTimestamp, time, end: time, track: block.track, keyframe: block.keyframe }, pieces);
     }
+    builder.flush(pieces);
+    for (const piece of pieces) {
+      counts.pieces++;
+      if (piece.keyframe) counts.keyPieces++;
+      counts.outBytes += piece.bytes.length;
+    }
+    pieces.length = 0;
   };
   for (let pos = 0; pos < data.length; pos += CHUNK) onEvents(scanner.push(data.subarray(pos, pos + CHUNK)));
   onEvents(scanner.end());
@@ -201,9 +217,9 @@ function ingestTable(main: InputFigures, small: InputFigures, ipc: IpcResult[], 
   const mb = (f: InputFigures): string => `${(f.bytes / 1e6).toFixed(1)} MB input, clusters ~${Math.round(f.bytes / f.segmenter.counts.clusters / 1024)} KiB`;
   const rows = [
     [`scanner alone, 1 core (${mb(main)})`, `${main.scanner.mbps} MB/s`, ''],
-    ['scanner + processCluster, 1 core', `${main.segmenter.mbps} MB/s`, verdict(main.segmenter.mbps, TARGET_INGEST_MBPS, 'MB/s')],
+    ['scanner + pieces, 1 core', `${main.segmenter.mbps} MB/s`, verdict(main.segmenter.mbps, TARGET_INGEST_MBPS, 'MB/s')],
     [`scanner alone, 500 kbit/s clip (${mb(small)})`, `${small.scanner.mbps} MB/s`, ''],
-    ['scanner + processCluster, 500 kbit/s clip', `${small.segmenter.mbps} MB/s`, verdict(small.segmenter.mbps, TARGET_INGEST_MBPS, 'MB/s')],
+    ['scanner + pieces, 500 kbit/s clip', `${small.segmenter.mbps} MB/s`, verdict(small.segmenter.mbps, TARGET_INGEST_MBPS, 'MB/s')],
     ...ipc.map((r) => [
       `IPC source→edge, ${r.segmentBytes / 1024} KiB Segments`, `${r.gbps} GB/s`, verdict(r.gbps, TARGET_IPC_GBPS, 'GB/s'),
     ]),

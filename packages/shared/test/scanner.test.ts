@@ -129,13 +129,20 @@ const SEGMENT_KNOWN_37 = [
 /** A live WebM stream: EBML header, unknown-size Segment, SeekHead, Info, Tracks, Void, two unknown-size Clusters, Cues. */
 const LIVE_PARTS = [EBML_WEBM, SEGMENT_UNKNOWN, SEEKHEAD, INFO, TRACKS, VOID, CRC32, CLUSTER_1, CLUSTER_2, CUES];
 const LIVE = bytes(...LIVE_PARTS);
+/** CLUSTER_1's events when it starts at stream offset `at`: Timestamp 0, its SimpleBlock, its end. */
+const cluster1 = (at: number): ScanEvent[] => clusterEvents(at, 0, [CLUSTER_1.slice(15)]);
+/** CLUSTER_2's events: Timestamp 33, its Void, its SimpleBlock, its end. */
+const cluster2 = (at: number): ScanEvent[] => clusterEvents(at, 33, [CLUSTER_2.slice(15, 18), CLUSTER_2.slice(18)]);
+/** CLUSTER_KNOWN's events: Timestamp 66, its SimpleBlock, its end. */
+const clusterKnown = (at: number): ScanEvent[] => clusterEvents(at, 66, [CLUSTER_KNOWN.slice(9)]);
+
 const LIVE_EVENTS: ScanEvent[] = [
   { kind: 'ebml', bytes: bytes(EBML_WEBM), docType: 'webm' },
   { kind: 'segment', unknownSize: true },
   { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
   { kind: 'element', id: MKV_ID.Tracks, bytes: bytes(TRACKS) },
-  { kind: 'cluster', bytes: bytes(CLUSTER_1) },
-  { kind: 'cluster', bytes: bytes(CLUSTER_2) },
+  ...cluster1(offsetOf(LIVE_PARTS, 7)), // 89
+  ...cluster2(offsetOf(LIVE_PARTS, 8)), // 111
 ];
 
 /** A file-like Matroska stream: known-size Segment, known-size Cluster, then a top-level Void. */
@@ -145,13 +152,28 @@ const FILE_EVENTS: ScanEvent[] = [
   { kind: 'ebml', bytes: bytes(EBML_MATROSKA), docType: 'matroska' },
   { kind: 'segment', unknownSize: false },
   { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
-  { kind: 'cluster', bytes: bytes(CLUSTER_KNOWN) },
+  ...clusterKnown(offsetOf(FILE_PARTS, 3)), // 41
 ];
 
 // ---- helpers -----------------------------------------------------------------------
 
 function bytes(...parts: number[][]): Buffer {
   return Buffer.from(parts.flat());
+}
+
+/** The events of one Cluster: its start (offset, Timestamp), each child, its end. */
+function clusterEvents(offset: number, timestamp: number, children: number[][]): ScanEvent[] {
+  return [
+    { kind: 'cluster-start', offset, timestamp },
+    ...children.map((child): ScanEvent => ({ kind: 'cluster-child', id: childId(child), bytes: bytes(child) })),
+    { kind: 'cluster-end' },
+  ];
+}
+
+/** The ID of an element written out as bytes (IDs keep their marker bits, RFC 8794 §5). */
+function childId(element: number[]): number {
+  const length = Math.clz32(element[0]!) - 23;
+  return element.slice(0, length).reduce((id, b) => id * 256 + b, 0);
 }
 
 /** Offset of parts[index] in the concatenation of parts. */
@@ -197,12 +219,16 @@ test('live WebM: unknown-size Segment and Clusters; SeekHead, Void, CRC-32 and C
   assert.deepEqual(scan(LIVE), LIVE_EVENTS);
 });
 
-test('an unknown-size Cluster still open at end() is emitted by end()', () => {
+test('an unknown-size Cluster still open at end() is ended by end()', () => {
   const scanner = new MatroskaScanner();
   const pushed = scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO, CLUSTER_1, CLUSTER_2));
-  // CLUSTER_1 ends where CLUSTER_2's ID starts; CLUSTER_2 could still grow.
-  assert.deepEqual(pushed.map((e) => e.kind), ['ebml', 'segment', 'element', 'cluster']);
-  assert.deepEqual(scanner.end(), [{ kind: 'cluster', bytes: bytes(CLUSTER_2) }]);
+  // CLUSTER_1 ends where CLUSTER_2's ID starts; CLUSTER_2's children are out, but it could still grow.
+  assert.deepEqual(pushed.map((e) => e.kind), [
+    'ebml', 'segment', 'element',
+    'cluster-start', 'cluster-child', 'cluster-end', // CLUSTER_1
+    'cluster-start', 'cluster-child', 'cluster-child', // CLUSTER_2, still open
+  ]);
+  assert.deepEqual(scanner.end(), [{ kind: 'cluster-end' }]);
   assert.deepEqual(scanner.end(), []); // idempotent
 });
 
@@ -220,7 +246,7 @@ test('an unknown-size Cluster in a known-size Segment ends at the Segment end', 
   assert.deepEqual(scan(bytes(...parts)), [
     { kind: 'ebml', bytes: bytes(EBML_MATROSKA), docType: 'matroska' },
     { kind: 'segment', unknownSize: false },
-    { kind: 'cluster', bytes: bytes(CLUSTER_1) },
+    ...cluster1(29),
   ]);
 });
 
@@ -248,7 +274,7 @@ test('an unknown-size Cluster ending a known-size Segment waits for the body of 
 });
 
 test('chained streams after a known-size Segment: the second EBML header and Segment are emitted again', () => {
-  assert.deepEqual(scan(Buffer.concat([FILE, LIVE])), [...FILE_EVENTS, ...LIVE_EVENTS]);
+  assert.deepEqual(scan(Buffer.concat([FILE, LIVE])), [...FILE_EVENTS, ...shifted(LIVE_EVENTS, FILE.length)]);
 });
 
 test('chained streams inside an unknown-size Segment: an EBML header ends the Cluster and the Segment', () => {
@@ -259,11 +285,11 @@ test('chained streams inside an unknown-size Segment: an EBML header ends the Cl
     { kind: 'segment', unknownSize: true },
     { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
     { kind: 'element', id: MKV_ID.Tracks, bytes: bytes(TRACKS) },
-    { kind: 'cluster', bytes: bytes(CLUSTER_1) },
+    ...cluster1(first.length - CLUSTER_1.length),
     { kind: 'ebml', bytes: bytes(EBML_MATROSKA), docType: 'matroska' },
     { kind: 'segment', unknownSize: true },
     { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
-    { kind: 'cluster', bytes: bytes(CLUSTER_2) },
+    ...cluster2(first.length + second.length - CLUSTER_2.length),
   ]);
 });
 
@@ -279,22 +305,27 @@ test('DocType padded with zero bytes is accepted (RFC 8794 §7.4)', () => {
   assert.equal(event?.kind === 'ebml' && event.docType, 'webm');
 });
 
-test('emitted bytes own their ArrayBuffer and survive later pushes', () => {
+test('emitted bytes are copies that survive later pushes; header elements own their ArrayBuffer', () => {
   const scanner = new MatroskaScanner();
   const kept = scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO, TRACKS, CLUSTER_1, CLUSTER_2));
-  // Make the internal buffer move and grow: many small Clusters, then a 3 MiB one.
+  // Make the internal buffer move and grow: many small Clusters, then a 3 MiB child.
   for (let i = 0; i < 2000; i++) scanner.push(bytes(CLUSTER_KNOWN, CLUSTER_1));
-  scanner.push(bytes(CLUSTER_1.slice(0, 12), [0xec, 0x10, 0x30, 0x00, 0x00])); // Cluster, unknown size; Void child of 3 MiB
-  scanner.push(Buffer.alloc(3 << 20, 0x77)); // the Void's body
+  scanner.push(bytes(CLUSTER_1.slice(0, 15), [0xec, 0x10, 0x30, 0x00, 0x00])); // Cluster, unknown size, Timestamp; Void child of 3 MiB
+  const big = scanner.push(Buffer.alloc(3 << 20, 0x77)); // the Void's body
   for (const event of kept) {
-    if (event.kind === 'segment') continue;
+    if (event.kind !== 'ebml' && event.kind !== 'element') continue;
     assert.equal(event.bytes.byteOffset, 0);
     assert.equal(event.bytes.buffer.byteLength, event.bytes.length);
   }
-  assert.deepEqual(kept, LIVE_EVENTS.slice(0, 5));
-  const last = scanner.end();
-  assert.equal(last.length, 1);
-  assert.equal(last[0]!.kind === 'cluster' && last[0]!.bytes.length, 12 + 5 + (3 << 20));
+  const prefix = bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO, TRACKS).length;
+  assert.deepEqual(kept, [
+    ...LIVE_EVENTS.slice(0, 4),
+    ...cluster1(prefix),
+    ...cluster2(prefix + CLUSTER_1.length).slice(0, -1), // still open
+  ]);
+  assert.equal(big.length, 1);
+  assert.equal(big[0]!.kind === 'cluster-child' && big[0]!.bytes.length, 5 + (3 << 20));
+  assert.deepEqual(scanner.end(), [{ kind: 'cluster-end' }]);
 });
 
 test('bytesIn counts every byte pushed, skipped ones included', () => {
@@ -312,7 +343,164 @@ test('a SeekHead or Cues larger than maxElementSize is skipped, not held', () =>
   ];
   const input = Buffer.concat([bytes(EBML_WEBM, SEGMENT_UNKNOWN, cues), Buffer.alloc(256), bytes(CLUSTER_1)]);
   const events = scan(input, [7], { maxElementSize: 64 });
-  assert.deepEqual(events.map((e) => e.kind), ['ebml', 'segment', 'cluster']);
+  assert.deepEqual(events.map((e) => e.kind), ['ebml', 'segment', 'cluster-start', 'cluster-child', 'cluster-end']);
+});
+
+// ---- a Cluster, child by child --------------------------------------------------
+
+/** Cluster of unknown size whose Timestamp comes third; a BlockGroup and a laced SimpleBlock follow: 48 bytes. */
+const CLUSTER_LATE_TS = [
+  0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+  0xec, 0x81, 0x00, //       Void, size 1                      (held until the Timestamp)
+  0xa3, 0x85, //             SimpleBlock, size 5               (held until the Timestamp)
+  0x82, //                   track 2
+  0x00, 0x00, //             relative timestamp 0
+  0x80, //                   flags: keyframe
+  0x11, //                   frame data
+  0xe7, 0x82, 0x01, 0x00, // Timestamp, size 2, = 256
+  0xa0, 0x8a, //             BlockGroup, size 10
+  0xa1, 0x85, //               Block, size 5
+  0x81, //                     track 1
+  0x00, 0x14, //               relative timestamp 20
+  0x00, //                     flags
+  0x22, //                     frame data
+  0xfb, 0x81, 0xec, //         ReferenceBlock, size 1, = -20
+  0xa3, 0x88, //             SimpleBlock, size 8
+  0x82, //                   track 2
+  0x00, 0x28, //             relative timestamp 40
+  0x82, //                   flags: keyframe, Xiph lacing
+  0x01, //                   2 frames in the lace
+  0x01, //                   first frame: 1 byte (the last one's size is implied)
+  0x33, 0x44, //             the two frames
+];
+
+/** Cluster of known size ending by its size, a Void as its last child: 18 bytes. */
+const CLUSTER_KNOWN_2 = [
+  0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+  0x8d, //                   size 13
+  0xe7, 0x81, 0x05, //       Timestamp, size 1, = 5
+  0xa3, 0x85, //             SimpleBlock, size 5
+  0x81, //                   track 1
+  0x00, 0x00, //             relative timestamp 0
+  0x80, //                   flags: keyframe
+  0x55, //                   frame data
+  0xec, 0x81, 0x00, //       Void, size 1 (a child: the Cluster runs to here)
+];
+
+/** Two Clusters, one child at a time: EBML header, Segment, Info, the late-Timestamp Cluster, a known-size one, CLUSTER_1. */
+const CHILDREN_PARTS = [EBML_WEBM, SEGMENT_UNKNOWN, INFO, CLUSTER_LATE_TS, CLUSTER_KNOWN_2, CLUSTER_1];
+const CHILDREN = bytes(...CHILDREN_PARTS);
+const CHILDREN_EVENTS: ScanEvent[] = [
+  { kind: 'ebml', bytes: bytes(EBML_WEBM), docType: 'webm' },
+  { kind: 'segment', unknownSize: true },
+  { kind: 'element', id: MKV_ID.Info, bytes: bytes(INFO) },
+  // The Void and SimpleBlock before the Timestamp follow the cluster-start, in order.
+  ...clusterEvents(offsetOf(CHILDREN_PARTS, 3), 256, [CLUSTER_LATE_TS.slice(12, 15), CLUSTER_LATE_TS.slice(15, 22), CLUSTER_LATE_TS.slice(26, 38), CLUSTER_LATE_TS.slice(38)]),
+  ...clusterEvents(offsetOf(CHILDREN_PARTS, 4), 5, [CLUSTER_KNOWN_2.slice(8, 15), CLUSTER_KNOWN_2.slice(15)]),
+  ...cluster1(offsetOf(CHILDREN_PARTS, 5)),
+];
+
+/** Feeds `input` one byte at a time: each event with the index of the byte that released it. */
+function releasePoints(input: Buffer): Array<[string, number]> {
+  const scanner = new MatroskaScanner();
+  const points: Array<[string, number]> = [];
+  for (let i = 0; i < input.length; i++) {
+    for (const e of scanner.push(input.subarray(i, i + 1))) points.push([e.kind, i]);
+  }
+  for (const e of scanner.end()) points.push([e.kind, input.length]);
+  return points;
+}
+
+test('Cluster children: a Timestamp after other children; BlockGroups and laced blocks are children like any other', () => {
+  assert.deepEqual(scan(CHILDREN), CHILDREN_EVENTS);
+});
+
+test('each Cluster child is emitted by the push that completes it, never later', () => {
+  const late = offsetOf(CHILDREN_PARTS, 3); //  44
+  const known = offsetOf(CHILDREN_PARTS, 4); // 92
+  const last = offsetOf(CHILDREN_PARTS, 5); //  110
+  assert.deepEqual(releasePoints(CHILDREN).slice(3), [
+    // The Timestamp's last byte releases the start and the two children held before it.
+    ['cluster-start', late + 25],
+    ['cluster-child', late + 25],
+    ['cluster-child', late + 25],
+    ['cluster-child', late + 37], // BlockGroup: its last byte
+    ['cluster-child', late + 47], // laced SimpleBlock: its last byte
+    ['cluster-end', known + 4], //   unknown size: ends once the next Cluster's ID and size are read
+    ['cluster-start', known + 7],
+    ['cluster-child', known + 14],
+    ['cluster-child', known + 17],
+    ['cluster-end', known + 17], //   known size: ends with its last byte
+    ['cluster-start', last + 14],
+    ['cluster-child', last + 21],
+    ['cluster-end', CHILDREN.length], // unknown size, last in the stream: ended by end()
+  ]);
+});
+
+test('a live muxer\'s open Cluster: blocks come out while it is still open', () => {
+  const scanner = new MatroskaScanner();
+  const head = bytes(EBML_WEBM, SEGMENT_UNKNOWN, INFO, CLUSTER_1.slice(0, 15)); // …, Cluster (unknown size), Timestamp 0
+  assert.deepEqual(scanner.push(head).slice(3), [{ kind: 'cluster-start', offset: 44, timestamp: 0 }]);
+  for (let i = 0; i < 100; i++) {
+    const block = [
+      0xa3, 0x85, //         SimpleBlock, size 5
+      0x81, //               track 1
+      0x00, i, //            relative timestamp i
+      i === 0 ? 0x80 : 0, // flags: the first is a keyframe
+      i, //                  frame data
+    ];
+    assert.deepEqual(scanner.push(bytes(block)), [{ kind: 'cluster-child', id: MKV_ID.SimpleBlock, bytes: bytes(block) }], `block ${i}`);
+  }
+  assert.deepEqual(scanner.end(), [{ kind: 'cluster-end' }]);
+});
+
+test('memory: only the child in progress is held, however long the Cluster', () => {
+  // A 64 MiB unknown-size Cluster of 64 KiB blocks passes a scanner that holds at most 64 KiB + 8 of it.
+  const scanner = new MatroskaScanner({ maxChildSize: 65536 + 8 });
+  scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, CLUSTER_1.slice(0, 15)));
+  const block: Buffer = Buffer.concat([Buffer.from([0xa3]), size4(65536), Buffer.alloc(65536, 0x81)]); // SimpleBlock, 4-byte size, body
+  let children = 0;
+  for (let i = 0; i < 1024; i++) children += scanner.push(block).length;
+  assert.equal(children, 1024);
+});
+
+test('Cluster errors: no Timestamp, two, a long one; a child overrunning its Cluster; held children over the limit', () => {
+  const head = [...EBML_WEBM, ...SEGMENT_UNKNOWN]; // 32 bytes: the Cluster starts at byte 32
+  const unknown = [0x1f, 0x43, 0xb6, 0x75, 0xff]; // Cluster ID, size unknown (1-byte VINT)
+  const block = [0xa3, 0x85, 0x81, 0x00, 0x00, 0x80, 0x11]; // SimpleBlock, size 5: track 1, rel 0, keyframe, frame
+  const cases: Array<[string, Buffer, RegExp, ScannerOptions?]> = [
+    ['no Timestamp, ended by the next Cluster', bytes(head, unknown, block, unknown), /the Cluster at byte 32 has no Timestamp/],
+    ['no Timestamp, ended by end()', bytes(head, unknown, block), /the Cluster at byte 32 has no Timestamp/],
+    [
+      'no Timestamp in a known-size Cluster',
+      bytes(head, [0x1f, 0x43, 0xb6, 0x75, 0x87], block), // Cluster ID, size 7
+      /the Cluster at byte 32 has no Timestamp/,
+    ],
+    ['two Timestamps', bytes(head, unknown, [0xe7, 0x81, 0x00, 0xe7, 0x81, 0x01]), /a second Timestamp at byte 40 in the Cluster at byte 32/],
+    ['a Timestamp of 9 bytes', bytes(head, unknown, [0xe7, 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 1]), /a Timestamp of 9 bytes/],
+    [
+      'a child past the end of a known-size Cluster',
+      bytes(head, [0x1f, 0x43, 0xb6, 0x75, 0x86, 0xe7, 0x81, 0x00], block), // size 6: Timestamp (3) + 3 bytes
+      /element 0xA3 at byte 40 runs to byte 47, past the end of its Cluster at byte 43/,
+    ],
+    [
+      'a Cluster inside a known-size Cluster',
+      bytes(head, [0x1f, 0x43, 0xb6, 0x75, 0x8a, 0xe7, 0x81, 0x00], [0x1f, 0x43, 0xb6, 0x75, 0x82, 0xe7, 0x80]),
+      /Cluster at byte 40 inside the Cluster at byte 32, which runs to byte 47/,
+    ],
+    [
+      'children before the Timestamp over maxChildSize',
+      bytes(head, unknown, block, block, [0xe7, 0x81, 0x00]),
+      /the children before the Timestamp of the Cluster at byte 32 of 14 bytes exceeds the limit of 13 bytes/,
+      { maxChildSize: 13 },
+    ],
+  ];
+  for (const [name, input, message, options] of cases) {
+    const err = scanError(input, options);
+    assert.ok(err instanceof CorruptStreamError || err instanceof ElementTooLargeError, `${name}: ${String(err)}`);
+    assert.match((err as Error).message, message, name);
+  }
 });
 
 // ---- chunking invariance --------------------------------------------------------
@@ -322,28 +510,52 @@ function buildLongStream(): { input: Buffer; events: ScanEvent[] } {
   const next = prng(42);
   const parts: Buffer[] = [];
   const events: ScanEvent[] = [];
+  const at = (): number => parts.reduce((n, p) => n + p.length, 0);
   parts.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, SEEKHEAD, INFO, TRACKS, VOID));
   events.push(...LIVE_EVENTS.slice(0, 4));
   for (let i = 0; i < 60; i++) {
-    const frameSize = i === 30 ? 200_000 : Math.floor(next() * 9000); // one Cluster larger than 64 KiB
+    const frameSize = i === 30 ? 200_000 : Math.floor(next() * 9000); // one block larger than 64 KiB
     const unknownSize = i % 3 === 0;
-    let cluster = generatedCluster(frameSize, unknownSize, next);
+    const { cluster, block } = generatedCluster(frameSize, i, unknownSize, i % 7 === 3, next);
+    events.push({ kind: 'cluster-start', offset: at(), timestamp: i });
+    events.push({ kind: 'cluster-child', id: MKV_ID.SimpleBlock, bytes: block });
     parts.push(cluster);
     if (i % 13 === 5) {
       // Void and CRC-32 are global: after a known-size Cluster they are skipped at level 1,
       // after an unknown-size one they are its children (RFC 8794 §6.2, §11.3).
       parts.push(bytes(VOID, CRC32));
-      if (unknownSize) cluster = Buffer.concat([cluster, bytes(VOID, CRC32)]);
+      if (unknownSize) {
+        events.push({ kind: 'cluster-child', id: 0xec, bytes: bytes(VOID) });
+        events.push({ kind: 'cluster-child', id: 0xbf, bytes: bytes(CRC32) });
+      }
     }
-    events.push({ kind: 'cluster', bytes: cluster });
+    events.push({ kind: 'cluster-end' });
   }
-  parts.push(bytes(CUES), Buffer.from(FILE), Buffer.from(LIVE));
-  events.push(...FILE_EVENTS, ...LIVE_EVENTS);
+  parts.push(bytes(CUES));
+  const file = at();
+  parts.push(Buffer.from(FILE));
+  const live = at();
+  parts.push(Buffer.from(LIVE));
+  events.push(...shifted(FILE_EVENTS, file), ...shifted(LIVE_EVENTS, live));
   return { input: Buffer.concat(parts), events };
 }
 
-/** A Cluster with a Timestamp and one SimpleBlock of `frameSize` random bytes. */
-function generatedCluster(frameSize: number, unknownSize: boolean, next: () => number): Buffer {
+/** Events of a fixture placed at stream offset `by`: its cluster-start offsets move with it. */
+function shifted(events: ScanEvent[], by: number): ScanEvent[] {
+  return events.map((e) => (e.kind === 'cluster-start' ? { ...e, offset: e.offset + by } : e));
+}
+
+/**
+ * A Cluster with Timestamp `timestamp` (0–255) and one SimpleBlock of `frameSize` random bytes; with
+ * `timestampLast` the Timestamp comes after the block (allowed: RFC 9559 fixes no order).
+ */
+function generatedCluster(
+  frameSize: number,
+  timestamp: number,
+  unknownSize: boolean,
+  timestampLast: boolean,
+  next: () => number,
+): { cluster: Buffer; block: Buffer } {
   const frame = Buffer.from(Array.from({ length: frameSize }, () => Math.floor(next() * 256)));
   const block = Buffer.concat([
     Buffer.from([0xa3]), // SimpleBlock ID
@@ -351,9 +563,10 @@ function generatedCluster(frameSize: number, unknownSize: boolean, next: () => n
     Buffer.from([0x81, 0x00, 0x00, 0x80]), // track 1, relative timestamp 0, keyframe
     frame,
   ]);
-  const body = Buffer.concat([Buffer.from([0xe7, 0x81, 0x00]), block]); // Timestamp = 0, then the block
+  const timestampElement = Buffer.from([0xe7, 0x81, timestamp]); // Timestamp, size 1, value
+  const body = Buffer.concat(timestampLast ? [block, timestampElement] : [timestampElement, block]);
   const size = unknownSize ? Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]) : size4(body.length);
-  return Buffer.concat([Buffer.from([0x1f, 0x43, 0xb6, 0x75]), size, body]);
+  return { cluster: Buffer.concat([Buffer.from([0x1f, 0x43, 0xb6, 0x75]), size, body]), block };
 }
 
 /** A size as a 4-byte VINT (marker 0x10). */
@@ -382,7 +595,7 @@ test('chunking invariance: 1-byte, 7, 13, random ~1000, 64 KiB and whole-input c
 });
 
 test('chunking invariance of the small fixtures, every split point', () => {
-  for (const input of [LIVE, FILE]) {
+  for (const input of [LIVE, FILE, CHILDREN]) {
     const expected = scan(input);
     for (let cut = 1; cut < input.length; cut++) {
       assert.deepEqual(scan(input, [cut, input.length]), expected, `split at ${cut}`);
@@ -393,7 +606,7 @@ test('chunking invariance of the small fixtures, every split point', () => {
 test('a 512 KiB unknown-size Cluster fed 1 byte at a time is not quadratic', { timeout: 20_000 }, async () => {
   const child = Buffer.concat([Buffer.from([0xa3, 0xe0]), Buffer.alloc(0x60, 0x11)]); // SimpleBlock, size 96, body
   const children = Buffer.concat(Array.from({ length: 5400 }, () => child)); // 5400 × 98 bytes
-  const cluster = Buffer.concat([bytes(CLUSTER_1.slice(0, 12)), children]);
+  const cluster = Buffer.concat([bytes(CLUSTER_1.slice(0, 15)), children]); // Cluster ID, unknown size, Timestamp 0
   const input = Buffer.concat([bytes(EBML_WEBM, SEGMENT_UNKNOWN), cluster, bytes(CUES)]);
   const scanner = new MatroskaScanner();
   const events: ScanEvent[] = [];
@@ -402,8 +615,10 @@ test('a 512 KiB unknown-size Cluster fed 1 byte at a time is not quadratic', { t
     if (pos % 16384 === 0) await new Promise(setImmediate); // let the test timeout fire if this is slow
   }
   events.push(...scanner.end());
-  assert.equal(events.length, 3);
-  assert.deepEqual(events[2], { kind: 'cluster', bytes: cluster });
+  assert.equal(events.length, 3 + 5400 + 1);
+  assert.deepEqual(events[2], { kind: 'cluster-start', offset: 32, timestamp: 0 });
+  assert.deepEqual(events[3], { kind: 'cluster-child', id: MKV_ID.SimpleBlock, bytes: child });
+  assert.deepEqual(events.at(-1), { kind: 'cluster-end' });
 });
 
 // ---- errors ------------------------------------------------------------------------
@@ -524,17 +739,17 @@ test('an oversize header element is refused as soon as its size is read', () => 
   });
 });
 
-test('a known-size Cluster over maxClusterSize is refused', () => {
-  assert.throws(() => scan(FILE, [FILE.length], { maxClusterSize: 15 }), ElementTooLargeError);
-  assert.deepEqual(scan(FILE, [FILE.length], { maxClusterSize: 16 }), FILE_EVENTS);
-});
-
-test('an unknown-size Cluster growing past maxClusterSize is refused', () => {
-  assert.throws(() => scan(LIVE, [1], { maxClusterSize: 21 }), {
+test('a Cluster child over maxChildSize is refused as soon as its size is read; the Cluster itself may be larger', () => {
+  // CLUSTER_2's SimpleBlock is the largest child of LIVE: 8 bytes (in a 26-byte Cluster).
+  const scanner = new MatroskaScanner({ maxChildSize: 7 });
+  const blockAt = offsetOf(LIVE_PARTS, 8) + 18;
+  scanner.push(LIVE.subarray(0, blockAt + 1)); // up to the SimpleBlock's ID: nothing to judge yet
+  assert.throws(() => scanner.push(LIVE.subarray(blockAt + 1, blockAt + 2)), {
     name: 'ElementTooLargeError',
-    message: /Cluster of unknown size at byte 89 of 22 bytes exceeds the limit of 21 bytes/,
+    message: new RegExp(`element 0xA3 at byte ${blockAt} in the Cluster at byte 111 of 8 bytes exceeds the limit of 7 bytes`),
   });
-  assert.deepEqual(scan(LIVE, [1], { maxClusterSize: 26 }), LIVE_EVENTS);
+  assert.deepEqual(scan(LIVE, [1], { maxChildSize: 8 }), LIVE_EVENTS);
+  assert.deepEqual(scan(FILE, [1], { maxChildSize: 7 }), FILE_EVENTS);
 });
 
 test('a Cluster child with an invalid vint is corrupt', () => {

@@ -1,5 +1,7 @@
 export { Hub } from './hub.js';
-export { StreamIngest, clusterTimestamp } from './ingest.js';
+export { StreamIngest } from './ingest.js';
+export { PieceBuilder, type Piece, type PieceRules, type BlockPlace } from './pieces.js';
+export { readBlock, type BlockInfo } from './block.js';
 export { buildLiveHeader, withoutChildren, type LiveHeader } from './header.js';
 export { processCluster, type ClusterJob, type ClusterPiece } from './cluster.js';
 export { createClusterProcessor, type ClusterProcessor } from './clusterPool.js';

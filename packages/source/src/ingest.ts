@@ -1,10 +1,6 @@
 import type { Readable } from 'node:stream';
 import {
   CorruptStreamError,
-  MKV_ID,
-  readId,
-  readSize,
-  readUint,
   describeError,
   type CheckpointMessage,
   type HeaderMessage,
@@ -14,21 +10,26 @@ import {
   MatroskaScanner,
 } from '@mkvcast/shared';
 import { buildLiveHeader, type LiveHeader } from './header.js';
-import type { ClusterProcessor } from './clusterPool.js';
-import type { ClusterPiece } from './cluster.js';
+import { readBlock } from './block.js';
+import { PieceBuilder, type Piece } from './pieces.js';
 import { Pacer } from './pacer.js';
 import type { Hub } from './hub.js';
 import type { SessionSource } from './inputs/session.js';
 import { matroskaBytes } from './inputs/remux.js';
 
-/** Audio-only streams are cut about every second so players can join often. */
+/**
+ * Audio-only streams: every frame is a key; a piece spans at most about a
+ * second, so players can join often. (Live inputs cut far more often: every
+ * input chunk closes a piece.)
+ */
 const AUDIO_SPLIT_MS = 1000;
 /**
- * Streams with video are cut at least this often (between keyframes too). An
- * edge writes a Segment to its players one after the other, so the last of
- * 2000 players waits for the others' copies: with 1 s pieces that took the
- * latency p99 to 82 ms, with 250 ms pieces 44 ms (npm run bench, 4000 players,
- * 2 edges), for twice the CPU per delivered Gbit (0.044 → 0.10 core·s).
+ * Streams with video: a piece spans at most this much media (between
+ * keyframes too), which matters for files, read 64 KiB at a time. An edge
+ * writes a Segment to its players one after the other, so the last of 2000
+ * players waits for the others' copies: with 1 s pieces that took the
+ * latency p99 to 82 ms, with 250 ms pieces 44 ms (npm run bench, 4000
+ * players, 2 edges), for twice the CPU per delivered Gbit (0.044 → 0.10 core·s).
  */
 const VIDEO_SPLIT_MS = 250;
 /** Gap put between the last frame of one pass (or upstream session) and the next, ms. */
@@ -42,7 +43,6 @@ export interface IngestOptions {
   /** Created by a publisher, not configured. */
   published: boolean;
   hub: Hub;
-  processor: ClusterProcessor;
   log: Logger;
   /** Used to remux inputs in other containers, when given. */
   ffmpeg: string | null;
@@ -54,14 +54,14 @@ export interface IngestOptions {
 
 /**
  * One input, from bytes to published Segments: scan, build the live header,
- * cut Clusters at keyframes (on the cluster processor), keep timestamps
- * monotonic across loops and chained streams, pace, publish.
+ * forward each block as it arrives in small Clusters that a keyframe always
+ * opens, keep timestamps monotonic across loops and chained streams, pace,
+ * publish.
  */
 export class StreamIngest {
   readonly #name: string;
   readonly #options: IngestOptions;
   readonly #hub: Hub;
-  readonly #processor: ClusterProcessor;
   readonly #log: Logger;
   readonly #pacer: Pacer;
   /** The header as last sent in a checkpoint. */
@@ -81,12 +81,16 @@ export class StreamIngest {
   #last = 0;
   /** Clusters ingested, over all sessions. */
   #clusters = 0;
+  readonly #builder = new PieceBuilder();
+  /** Pieces built from the current input chunk, not yet published. */
+  #pending: Piece[] = [];
+  /** The current input Cluster's Timestamp as written (offset included), ticks. */
+  #clusterTimestamp = 0;
 
   constructor(name: string, options: IngestOptions) {
     this.#name = name;
     this.#options = options;
     this.#hub = options.hub;
-    this.#processor = options.processor;
     this.#log = options.log;
     this.#pacer = new Pacer(options.paced);
     const resume = options.resume;
@@ -146,18 +150,37 @@ export class StreamIngest {
     const signal = this.#abort.signal;
     try {
       for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg)) {
-        for (const event of scanner.push(chunk)) await this.#onEvent(event);
+        await this.#ingest(scanner.push(chunk), Date.now());
         if (signal.aborted) return;
       }
-      for (const event of scanner.end()) await this.#onEvent(event);
+      await this.#ingest(scanner.end(), Date.now());
     } finally {
       if (stream !== process.stdin) stream.destroy();
     }
   }
 
-  async #onEvent(event: ScanEvent): Promise<void> {
+  /**
+   * The events of one input chunk. The blocks it completed go out as pieces
+   * before the next chunk is read: nothing waits for a muxer's Cluster to
+   * close, and what arrived together travels together.
+   */
+  async #ingest(events: ScanEvent[], arrivedAt: number): Promise<void> {
+    for (const event of events) {
+      if (event.kind === 'cluster-start' && this.#phase === 'header') {
+        // Pieces of the stream before this header go out before it does.
+        await this.#publishPending(arrivedAt);
+        this.#openHeader();
+      }
+      this.#onEvent(event);
+    }
+    this.#builder.flush(this.#pending);
+    await this.#publishPending(arrivedAt);
+  }
+
+  #onEvent(event: ScanEvent): void {
     switch (event.kind) {
       case 'ebml':
+        this.#builder.flush(this.#pending);
         this.#ebmlHeader = event.bytes;
         this.#docType = event.docType;
         this.#elements = new Map();
@@ -165,32 +188,47 @@ export class StreamIngest {
         this.#rebase = this.#origin !== undefined;
         return;
       case 'segment':
+      case 'cluster-end':
         return;
       case 'element':
         if (this.#phase === 'header') this.#elements.set(event.id, event.bytes);
         return;
-      case 'cluster':
-        return this.#onCluster(event.bytes);
+      case 'cluster-start':
+        return this.#onClusterStart(event.timestamp);
+      case 'cluster-child':
+        return this.#onChild(event.id, event.bytes);
     }
   }
 
-  async #onCluster(bytes: Buffer): Promise<void> {
-    const scannedAt = Date.now();
+  #onClusterStart(timestamp: number): void {
     this.#clusters++;
-    if (this.#phase === 'header') this.#openHeader();
-    const header = this.#header!;
     if (this.#rebase) {
-      const gap = Math.round((REBASE_GAP_MS * 1e6) / header.timestampScale);
-      this.#offset = this.#last + gap - clusterTimestamp(bytes);
+      const gap = Math.round((REBASE_GAP_MS * 1e6) / this.#header!.timestampScale);
+      this.#offset = this.#last + gap - timestamp;
       this.#rebase = false;
     }
-    const pieces = await this.#processor.process({
-      bytes,
-      videoTrack: header.videoTrack,
-      timestampOffset: this.#offset,
-      splitInterval: Math.round(((header.videoTrack ? VIDEO_SPLIT_MS : AUDIO_SPLIT_MS) * 1e6) / header.timestampScale),
-    });
-    for (const piece of pieces) await this.#publish(piece, header, scannedAt);
+    const written = timestamp + this.#offset;
+    if (written < 0) {
+      throw new CorruptStreamError(`a Cluster Timestamp (${timestamp}) falls before the start of its stream`);
+    }
+    this.#clusterTimestamp = written;
+  }
+
+  /** Blocks go to the piece builder; other children (Void, CRC-32, Position, PrevSize, …) describe the input's layout and are dropped. */
+  #onChild(id: number, bytes: Buffer): void {
+    const block = readBlock(id, bytes);
+    if (block === null) return;
+    const time = this.#clusterTimestamp + block.relative;
+    const place = { clusterTimestamp: this.#clusterTimestamp, time, end: time, track: block.track, keyframe: block.keyframe };
+    this.#builder.add(bytes, place, this.#pending);
+  }
+
+  /** Publishes the pieces built so far, in order, each when its media time is due. */
+  async #publishPending(arrivedAt: number): Promise<void> {
+    const pieces = this.#pending;
+    if (pieces.length === 0) return;
+    this.#pending = [];
+    for (const piece of pieces) await this.#publish(piece, this.#header!, arrivedAt);
   }
 
   #openHeader(): void {
@@ -198,6 +236,8 @@ export class StreamIngest {
     const header = buildLiveHeader(this.#ebmlHeader, this.#docType, this.#elements);
     this.#header = header;
     this.#phase = 'clusters';
+    const splitMs = header.videoTrack ? VIDEO_SPLIT_MS : AUDIO_SPLIT_MS;
+    this.#builder.rules = { videoTrack: header.videoTrack, splitInterval: Math.round((splitMs * 1e6) / header.timestampScale) };
     if (!this.#hub.openStream(this.name, header)) return;
     const codecs = header.tracks.map((t) => `${t.type} ${t.codec}`).join(', ');
     this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);
@@ -207,9 +247,9 @@ export class StreamIngest {
    * Publishes a piece when its media time is due. `arrivedAt` (for latency
    * figures) is when the source had the bytes: read, or released by the pacer.
    */
-  async #publish(piece: ClusterPiece, header: LiveHeader, scannedAt: number): Promise<void> {
+  async #publish(piece: Piece, header: LiveHeader, scannedAt: number): Promise<void> {
     this.#origin ??= piece.timestamp;
-    this.#last = Math.max(this.#last, piece.lastTimestamp);
+    this.#last = Math.max(this.#last, piece.end);
     const ts = ((piece.timestamp - this.#origin) * header.timestampScale) / 1e6;
     const waited = await this.#pacer.wait(ts, this.#abort.signal).catch(() => false);
     if (this.#abort.signal.aborted) return;
@@ -237,24 +277,4 @@ export class StreamIngest {
       originTicks: this.#origin!,
     });
   }
-}
-
-/** The Timestamp child of a Cluster (RFC 9559 §5.1.3.1), read without parsing the blocks. */
-export function clusterTimestamp(cluster: Uint8Array): number {
-  const id = readId(cluster, 0);
-  const size = typeof id === 'number' ? id : readSize(cluster, id.length);
-  if (typeof id === 'number' || typeof size === 'number') throw new CorruptStreamError('bad Cluster header');
-  let pos = id.length + size.length;
-  while (pos < cluster.length) {
-    const childId = readId(cluster, pos);
-    if (typeof childId === 'number') break;
-    const childSize = readSize(cluster, pos + childId.length);
-    if (typeof childSize === 'number' || childSize.value < 0) break;
-    const body = pos + childId.length + childSize.length;
-    if (childId.value === MKV_ID.Timestamp && body + childSize.value <= cluster.length) {
-      return readUint(cluster, body, childSize.value);
-    }
-    pos = body + childSize.value;
-  }
-  throw new CorruptStreamError('a Cluster has no Timestamp');
 }

@@ -5,7 +5,6 @@
  */
 import { Logger, exitAtStart, failPoint, type SourceConfig, type SourceToMaster, type MasterToSource } from '@mkvcast/shared';
 import type { Socket } from 'node:net';
-import { createClusterProcessor } from './clusterPool.js';
 import { Hub } from './hub.js';
 import { Source } from './source.js';
 
@@ -24,13 +23,11 @@ async function main(): Promise<void> {
   failPoint('source');
 
   const hub = await Hub.listen(config, log);
-  const processor = createClusterProcessor(config.workers);
-  const source = new Source(config, hub, processor, log, send);
+  const source = new Source(config, hub, log, send);
 
   const shutdown = async (): Promise<void> => {
     await source.close();
     await hub.close();
-    await processor.close();
     process.exit(0);
   };
   // Inputs start when the master says the port is open, so the first players see the first Cluster.

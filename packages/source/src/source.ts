@@ -1,6 +1,5 @@
 import type { Socket } from 'node:net';
 import { describeError, type InputConfig, type Logger, type SourceConfig, type SourceToMaster, type StreamCheckpoint } from '@mkvcast/shared';
-import type { ClusterProcessor } from './clusterPool.js';
 import type { Hub } from './hub.js';
 import { StreamIngest } from './ingest.js';
 import { openInput } from './inputs/open.js';
@@ -22,7 +21,6 @@ const FLUSH_TIMEOUT_MS = 10_000;
 export class Source {
   readonly #config: SourceConfig;
   readonly #hub: Hub;
-  readonly #processor: ClusterProcessor;
   readonly #log: Logger;
   readonly #send: (message: SourceToMaster) => void;
   readonly #running = new Map<string, Running>();
@@ -30,10 +28,9 @@ export class Source {
   /** Streams the last run of the source left live, by name, until their ingest starts. */
   readonly #resume: Map<string, StreamCheckpoint>;
 
-  constructor(config: SourceConfig, hub: Hub, processor: ClusterProcessor, log: Logger, send: (m: SourceToMaster) => void) {
+  constructor(config: SourceConfig, hub: Hub, log: Logger, send: (m: SourceToMaster) => void) {
     this.#config = config;
     this.#hub = hub;
-    this.#processor = processor;
     this.#log = log;
     this.#send = send;
     this.#resume = new Map(config.restore.map((c) => [c.stream, c]));
@@ -56,7 +53,6 @@ export class Source {
       paced,
       published,
       hub: this.#hub,
-      processor: this.#processor,
       log: this.#log,
       ffmpeg: this.#config.ffmpeg,
       resume,

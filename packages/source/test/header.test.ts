@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MKV_ID } from '@mkvcast/shared';
 import { buildLiveHeader, withoutChildren } from '../src/header.js';
-import { clusterTimestamp } from '../src/ingest.js';
 
 const b = (...bytes: number[]): Buffer => Buffer.from(bytes);
 
@@ -50,12 +49,4 @@ test('a header without Tracks or Info is a corrupt stream', () => {
   };
   assert.equal(code(new Map([[MKV_ID.Info, INFO]])), 'MKV_ERR_CORRUPT_STREAM');
   assert.equal(code(new Map([[MKV_ID.Tracks, TRACKS]])), 'MKV_ERR_CORRUPT_STREAM');
-});
-
-test('clusterTimestamp reads the Timestamp child, after others and in unknown-size Clusters', () => {
-  // Cluster 1F43B675, unknown size 01FFFFFFFFFFFFFF, Void EC 81 00, Timestamp E7 82 0x5035 (20533)
-  const cluster = b(0x1f, 0x43, 0xb6, 0x75, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xec, 0x81, 0x00, 0xe7, 0x82, 0x50, 0x35);
-  assert.equal(clusterTimestamp(cluster), 20533);
-  // Cluster, size 0x83, only a Void: no Timestamp
-  assert.throws(() => clusterTimestamp(b(0x1f, 0x43, 0xb6, 0x75, 0x83, 0xec, 0x81, 0x00)), /no Timestamp/);
 });

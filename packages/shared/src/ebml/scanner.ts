@@ -1,8 +1,11 @@
 /**
  * Frames a Matroska/WebM byte stream into the pieces a live server moves
  * around: the EBML header, Segment starts, whole header elements (Info,
- * Tracks, …) and whole Clusters. It finds boundaries and copies bytes out; it
- * decodes nothing inside them.
+ * Tracks, …), and each Cluster as its Timestamp, then each of its children as
+ * soon as that child is whole, then its end. A live muxer's Cluster may stay
+ * open for seconds (or, with an unknown size, until the next one starts):
+ * nothing here waits for it to close. It finds boundaries and copies bytes
+ * out; it decodes nothing inside them but the Cluster Timestamp.
  *
  * Incremental: push() bytes as they arrive, end() at end of input. An
  * explicit state machine over one growable buffer: each state returns when it
@@ -12,7 +15,7 @@
  */
 import { CorruptStreamError, ElementTooLargeError, TruncatedStreamError } from '../errors.js';
 import { EBML_ID, HEADER_ELEMENT_IDS, LEVEL1_IDS, MKV_ID } from './ids.js';
-import { CORRUPT, UNKNOWN_SIZE, readId, readSize } from './vint.js';
+import { CORRUPT, UNKNOWN_SIZE, readId, readSize, readUint } from './vint.js';
 
 export type ScanEvent =
   /** The whole EBML header element (ID, size, body) and its DocType. */
@@ -21,18 +24,34 @@ export type ScanEvent =
   | { kind: 'segment'; unknownSize: boolean }
   /** A whole level-1 element from HEADER_ELEMENT_IDS (Info, Tracks, Tags, Chapters, Attachments). */
   | { kind: 'element'; id: number; bytes: Buffer }
-  /** A whole Cluster, exactly as received (an unknown-size one keeps its unknown size). */
-  | { kind: 'cluster'; bytes: Buffer };
+  /**
+   * A Cluster began: its Timestamp (RFC 9559 §5.1.3.1) is here. `offset` is
+   * the stream offset of the Cluster's first byte. Children that came before
+   * the Timestamp follow as 'cluster-child' events.
+   */
+  | { kind: 'cluster-start'; offset: number; timestamp: number }
+  /**
+   * One whole child of the current Cluster (SimpleBlock, BlockGroup, Void, …;
+   * never its Timestamp), exactly as received: ID, size and body. A copy,
+   * which may share Node's pooled slab with others.
+   */
+  | { kind: 'cluster-child'; id: number; bytes: Buffer }
+  /** The current Cluster ended: by its size, before a level-1 element, at the Segment's end, or at end(). */
+  | { kind: 'cluster-end' };
 
 export interface ScannerOptions {
   /** Largest EBML header or header element held whole, in bytes (ID and size included). Default 16 MiB. */
   maxElementSize?: number;
-  /** Largest Cluster held whole, in bytes (ID and size included). Default 64 MiB. */
-  maxClusterSize?: number;
+  /**
+   * Largest Cluster child (a SimpleBlock, a BlockGroup, …) held whole, in
+   * bytes (ID and size included); also bounds what is held of a Cluster while
+   * its Timestamp has not come. Default 64 MiB.
+   */
+  maxChildSize?: number;
 }
 
 const DEFAULT_MAX_ELEMENT_SIZE = 16 * 1024 * 1024;
-const DEFAULT_MAX_CLUSTER_SIZE = 64 * 1024 * 1024;
+const DEFAULT_MAX_CHILD_SIZE = 64 * 1024 * 1024;
 const INITIAL_CAPACITY = 256 * 1024;
 const DOC_TYPES: ReadonlySet<string> = new Set(['matroska', 'webm']);
 
@@ -42,7 +61,7 @@ const DOC_TYPES: ReadonlySet<string> = new Set(['matroska', 'webm']);
  * - level1:  inside a Segment, before a level-1 element (RFC 9559 §5.1)
  * - whole:   holding a known-size element until all of it is here, then emitting it
  * - skip:    streaming past a known-size element that is dropped (SeekHead, Cues, Void, …)
- * - cluster: walking the children of an unknown-size Cluster to find where it ends
+ * - cluster: inside a Cluster, emitting each child once it is whole, until the Cluster ends
  * - ended:   end() was called
  */
 type State = 'top' | 'level1' | 'whole' | 'skip' | 'cluster' | 'ended';
@@ -58,17 +77,16 @@ interface ElementHeader {
 
 export class MatroskaScanner {
   readonly #maxElementSize: number;
-  readonly #maxClusterSize: number;
+  readonly #maxChildSize: number;
   readonly #window = new ByteWindow();
   #state: State = 'top';
   #error: unknown = undefined;
   #sawEbmlHeader = false;
 
-  // The element in progress (states whole, skip, cluster), as stream offsets.
+  // The element in progress (states whole, skip), as stream offsets.
   #elementId = 0;
   #elementStart = 0;
   #bodyStart = 0;
-  /** End of a known-size element; in an unknown-size Cluster, where its next child starts. */
   #elementEnd = 0;
   /** State to return to once the element is done: 'top' or 'level1'. */
   #after: State = 'top';
@@ -78,9 +96,23 @@ export class MatroskaScanner {
   /** Stream offset where a known-size Segment ends; -1 when its size is unknown. */
   #segmentEnd = -1;
 
+  // The Cluster in progress (state cluster), as stream offsets.
+  #clusterStart = 0;
+  #clusterBody = 0;
+  /** Where a known-size Cluster ends; -1 when its size is unknown. */
+  #clusterEnd = -1;
+  /** Its Timestamp; -1 until it comes (the children before it are held until then). */
+  #timestamp = -1;
+  /** Where the next child's ID is expected. */
+  #cursor = 0;
+  /** The child being received: its ID, start and end; #childEnd is -1 between children. */
+  #childId = 0;
+  #childStart = 0;
+  #childEnd = -1;
+
   constructor(options: ScannerOptions = {}) {
     this.#maxElementSize = options.maxElementSize ?? DEFAULT_MAX_ELEMENT_SIZE;
-    this.#maxClusterSize = options.maxClusterSize ?? DEFAULT_MAX_CLUSTER_SIZE;
+    this.#maxChildSize = options.maxChildSize ?? DEFAULT_MAX_CHILD_SIZE;
   }
 
   /** Total bytes pushed. */
@@ -244,61 +276,135 @@ export class MatroskaScanner {
   }
 
   #beginCluster(header: ElementHeader, at: number): void {
-    if (header.size !== UNKNOWN_SIZE) {
-      this.#beginWhole(header, at, this.#maxClusterSize, 'level1');
-      return;
-    }
-    // Unknown size, as live muxers write it (RFC 9559 §5.1.3 allows it): walk its children.
-    this.#elementId = header.id;
-    this.#elementStart = at;
-    this.#elementEnd = at + header.length;
+    // Unknown size is allowed for a Cluster (RFC 9559 §5.1.3): live muxers write it.
+    const body = at + header.length;
+    this.#clusterStart = at;
+    this.#clusterBody = body;
+    this.#clusterEnd = header.size === UNKNOWN_SIZE ? -1 : body + header.size;
+    this.#timestamp = -1;
+    this.#cursor = body;
+    this.#childEnd = -1;
+    this.#window.consume(body);
     this.#state = 'cluster';
   }
 
   /**
-   * Walks an unknown-size Cluster's children from where the last walk
-   * stopped, skipping their bodies. The Cluster ends before the first ID
-   * that may stand at level 1 or top level, or at the end of a known-size
+   * Walks the Cluster's children from where the last walk stopped, emitting
+   * each once all its bytes are here; only the child in progress is held. A
+   * known-size Cluster ends at its size; an unknown-size one before the first
+   * ID that may stand at level 1 or top level, or at the end of a known-size
    * Segment (RFC 8794 §6.2).
    */
   #walkCluster(out: ScanEvent[]): boolean {
-    const start = this.#elementStart;
     for (;;) {
-      const at = this.#elementEnd;
-      // At the Segment's end only once the last child's bytes are all here.
-      if (at === this.#segmentEnd && at <= this.#window.end) return this.#closeCluster(at, out);
-      if (at >= this.#window.end) return false;
-      const child = this.#readHeader(at, `in the Cluster at byte ${start}`);
-      if (child === undefined) return false;
-      if (LEVEL1_IDS.has(child.id)) return this.#closeCluster(at, out);
-      // In Matroska only Segment and Cluster may have an unknown size (RFC 9559 §5.1, §5.1.3).
-      if (child.size === UNKNOWN_SIZE) throw unknownSizeError(child.id, at, `in the Cluster at byte ${start}`);
-      this.#checkFitsSegment(child, at);
-      this.#elementEnd = at + child.length + child.size;
-      const held = this.#elementEnd - start;
-      if (held > this.#maxClusterSize) {
-        throw new ElementTooLargeError(`Cluster of unknown size at byte ${start}`, held, this.#maxClusterSize);
+      if (this.#childEnd !== -1) {
+        if (this.#window.end < this.#childEnd) return false;
+        this.#takeChild(out);
+        continue;
       }
+      const at = this.#cursor;
+      if (at === this.#clusterEnd || at === this.#segmentEnd) return this.#closeCluster(at, out);
+      if (at >= this.#window.end) return false;
+      const child = this.#readHeader(at, `in the Cluster at byte ${this.#clusterStart}`);
+      if (child === undefined) return false;
+      if (LEVEL1_IDS.has(child.id)) {
+        if (this.#clusterEnd === -1) return this.#closeCluster(at, out);
+        throw new CorruptStreamError(
+          `${nameOf(child.id)} at byte ${at} inside the Cluster at byte ${this.#clusterStart}, which runs to byte ${this.#clusterEnd}`,
+        );
+      }
+      this.#beginChild(child, at);
     }
   }
 
+  /** Checks a child's header against its Cluster, its Segment and the limits; nothing is allocated by its size. */
+  #beginChild(child: ElementHeader, at: number): void {
+    const where = `in the Cluster at byte ${this.#clusterStart}`;
+    // In Matroska only Segment and Cluster may have an unknown size (RFC 9559 §5.1, §5.1.3).
+    if (child.size === UNKNOWN_SIZE) throw unknownSizeError(child.id, at, where);
+    this.#checkFitsSegment(child, at);
+    const end = at + child.length + child.size;
+    if (this.#clusterEnd !== -1 && end > this.#clusterEnd) {
+      throw new CorruptStreamError(
+        `${nameOf(child.id)} at byte ${at} runs to byte ${end}, past the end of its Cluster at byte ${this.#clusterEnd}`,
+      );
+    }
+    const limit = this.#maxChildSize;
+    if (end - at > limit) throw new ElementTooLargeError(`${nameOf(child.id)} at byte ${at} ${where}`, end - at, limit);
+    // Children before the Timestamp are held until it comes: bounded by the same limit.
+    if (this.#timestamp === -1 && end - this.#clusterBody > limit) {
+      throw new ElementTooLargeError(`the children before the Timestamp of the Cluster at byte ${this.#clusterStart}`, end - this.#clusterBody, limit);
+    }
+    this.#childId = child.id;
+    this.#childStart = at;
+    this.#childEnd = end;
+    this.#cursor = end;
+  }
+
+  /** A whole child: the Timestamp starts the Cluster; any other is emitted, or held while the Timestamp has not come. */
+  #takeChild(out: ScanEvent[]): void {
+    const start = this.#childStart;
+    const end = this.#childEnd;
+    this.#childEnd = -1;
+    if (this.#childId === MKV_ID.Timestamp) {
+      this.#timestamp = this.#readTimestamp(start, end);
+      out.push({ kind: 'cluster-start', offset: this.#clusterStart, timestamp: this.#timestamp });
+      this.#emitHeld(start, out);
+      this.#window.consume(end);
+      return;
+    }
+    if (this.#timestamp === -1) return; // held in the window
+    out.push({ kind: 'cluster-child', id: this.#childId, bytes: this.#window.slice(start, end) });
+    this.#window.consume(end);
+  }
+
+  /** The children held between the Cluster's body start and its Timestamp at `to`, read again (they were checked). */
+  #emitHeld(to: number, out: ScanEvent[]): void {
+    for (let at = this.#clusterBody; at < to; ) {
+      const child = this.#readHeader(at, `in the Cluster at byte ${this.#clusterStart}`)!;
+      const end = at + child.length + child.size;
+      out.push({ kind: 'cluster-child', id: child.id, bytes: this.#window.slice(at, end) });
+      at = end;
+    }
+  }
+
+  /** The Cluster Timestamp: an unsigned integer of at most 8 bytes (RFC 8794 §7.2), exactly once (RFC 9559 §5.1.3.1). */
+  #readTimestamp(start: number, end: number): number {
+    const where = `at byte ${start} in the Cluster at byte ${this.#clusterStart}`;
+    if (this.#timestamp !== -1) throw new CorruptStreamError(`a second Timestamp ${where}`);
+    const header = this.#readHeader(start, where)!;
+    if (header.size > 8) throw new CorruptStreamError(`a Timestamp of ${header.size} bytes (at most 8) ${where}`);
+    const value = readUint(this.#window.bytes, this.#window.index(start + header.length), header.size);
+    if (value > Number.MAX_SAFE_INTEGER) throw new CorruptStreamError(`a Timestamp beyond 2^53 ${where}`);
+    return value;
+  }
+
   #closeCluster(end: number, out: ScanEvent[]): boolean {
-    out.push({ kind: 'cluster', bytes: this.#window.copy(this.#elementStart, end) });
+    if (this.#timestamp === -1) {
+      throw new CorruptStreamError(`the Cluster at byte ${this.#clusterStart} has no Timestamp (mandatory, RFC 9559 §5.1.3.1)`);
+    }
+    out.push({ kind: 'cluster-end' });
     this.#window.consume(end);
     this.#state = 'level1';
     return true;
   }
 
-  /** At end of input an unknown-size Cluster ends, if its last child is whole. */
+  /** At end of input an unknown-size Cluster ends, if its last child is whole; a known-size one is cut. */
   #closeClusterAtEnd(out: ScanEvent[]): void {
     const end = this.#window.end;
-    const next = this.#elementEnd;
-    if (next === end) {
+    const start = this.#clusterStart;
+    if (this.#clusterEnd !== -1) {
+      throw new TruncatedStreamError(
+        `stream ended inside Cluster at byte ${start}: got ${end - start} of its ${this.#clusterEnd - start} bytes`,
+      );
+    }
+    if (this.#childEnd === -1 && this.#cursor === end) {
       this.#closeCluster(end, out);
       return;
     }
-    const where = `stream ended at byte ${end} inside the Cluster of unknown size at byte ${this.#elementStart}`;
-    const what = next > end ? `its last child runs to byte ${next}` : `the ID or size of its child at byte ${next} is cut`;
+    const where = `stream ended at byte ${end} inside the Cluster of unknown size at byte ${start}`;
+    const what =
+      this.#childEnd !== -1 ? `its last child runs to byte ${this.#childEnd}` : `the ID or size of its child at byte ${this.#cursor} is cut`;
     throw new TruncatedStreamError(`${where}: ${what}`);
   }
 
@@ -327,8 +433,6 @@ export class MatroskaScanner {
       const docType = checkedDocType(bytes, this.#bodyStart - this.#elementStart, this.#elementStart);
       this.#sawEbmlHeader = true;
       out.push({ kind: 'ebml', bytes, docType });
-    } else if (id === MKV_ID.Cluster) {
-      out.push({ kind: 'cluster', bytes });
     } else {
       out.push({ kind: 'element', id, bytes });
     }
@@ -451,6 +555,15 @@ class ByteWindow {
     const out = Buffer.allocUnsafeSlow(to - from);
     this.bytes.copy(out, 0, this.index(from), this.index(to));
     return out;
+  }
+
+  /**
+   * A copy of [from, to) that may share Node's pooled slab: for the many small
+   * blocks of a stream (audio frames of ~100 bytes), an ArrayBuffer each
+   * halved the scanner's speed.
+   */
+  slice(from: number, to: number): Buffer {
+    return Buffer.from(this.bytes.subarray(this.index(from), this.index(to)));
   }
 
   /** Up to 4 held bytes from `offset` in hex, for error messages. */

@@ -1,0 +1,419 @@
+// The ingest from input bytes to published pieces, with a recording hub in place of the real
+// one: each input chunk's blocks go out at once as self-contained Clusters, a video keyframe
+// opens a piece (or is its first video block), and every piece parses as a Cluster (read by an
+// independent EBML walk).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { Logger, type StreamCheckpoint } from '@mkvcast/shared';
+import type { Hub } from '../src/hub.js';
+import { StreamIngest } from '../src/ingest.js';
+import type { SessionSource } from '../src/inputs/session.js';
+
+// ------------------------------------------------------------------ fixtures: every byte commented
+
+/** EBML header, DocType "webm": 20 bytes. */
+const EBML_WEBM = [
+  0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+  0x8f, //                   size 15
+  0x42, 0x86, 0x81, 0x01, // EBMLVersion, size 1, = 1
+  0x42, 0x82, 0x84, //       DocType, size 4
+  0x77, 0x65, 0x62, 0x6d, // "webm"
+  0x42, 0x87, 0x81, 0x02, // DocTypeVersion, size 1, = 2
+];
+
+/** Segment of unknown size: 12 bytes. */
+const SEGMENT = [
+  0x18, 0x53, 0x80, 0x67, // Segment ID
+  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+];
+
+/** Info, TimestampScale 1 ms: 12 bytes. */
+const INFO = [
+  0x15, 0x49, 0xa9, 0x66, // Info ID
+  0x87, //                   size 7
+  0x2a, 0xd7, 0xb1, 0x83, // TimestampScale, size 3
+  0x0f, 0x42, 0x40, //       = 1 000 000 ns
+];
+
+/** Tracks: 1 = VP8 video, 2 = Opus audio: 36 bytes. */
+const TRACKS_AV = [
+  0x16, 0x54, 0xae, 0x6b, // Tracks ID
+  0x9f, //                   size 31
+  0xae, 0x8d, //             TrackEntry, size 13
+  0xd7, 0x81, 0x01, //         TrackNumber 1
+  0x83, 0x81, 0x01, //         TrackType 1 (video)
+  0x86, 0x85, 0x56, 0x5f, 0x56, 0x50, 0x38, // CodecID "V_VP8"
+  0xae, 0x8e, //             TrackEntry, size 14
+  0xd7, 0x81, 0x02, //         TrackNumber 2
+  0x83, 0x81, 0x02, //         TrackType 2 (audio)
+  0x86, 0x86, 0x41, 0x5f, 0x4f, 0x50, 0x55, 0x53, // CodecID "A_OPUS"
+];
+
+/** Tracks: 1 = Opus audio only: 20 bytes. */
+const TRACKS_AUDIO = [
+  0x16, 0x54, 0xae, 0x6b, // Tracks ID
+  0x90, //                   size 16
+  0xae, 0x8e, //             TrackEntry, size 14
+  0xd7, 0x81, 0x01, //         TrackNumber 1
+  0x83, 0x81, 0x02, //         TrackType 2 (audio)
+  0x86, 0x86, 0x41, 0x5f, 0x4f, 0x50, 0x55, 0x53, // CodecID "A_OPUS"
+];
+
+const HEAD_AV = [...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_AV];
+
+/** Cluster ID and unknown size, then Timestamp (2 bytes). */
+function clusterHead(timestamp: number): number[] {
+  return [
+    0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+    0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+    0xe7, 0x82, timestamp >> 8, timestamp & 0xff, // Timestamp, size 2
+  ];
+}
+
+/** SimpleBlock: ID, size, track (1-byte VINT), int16 relative timestamp, flags, one frame byte. */
+function simple(track: number, rel: number, flags: number, frame: number): number[] {
+  return [
+    0xa3, 0x85, //              SimpleBlock, size 5
+    0x80 | track, //            track number
+    (rel >> 8) & 0xff, rel & 0xff, // relative timestamp
+    flags, //                   0x80 keyframe
+    frame, //                   frame data
+  ];
+}
+
+/** Cluster A (unknown size, Timestamp 1000): every kind of block, and a keyframe in a BlockGroup. */
+const CLUSTER_A = [
+  ...clusterHead(1000),
+  ...simple(1, 0, 0x80, 0x10), //          video keyframe, 1000
+  ...simple(2, 0, 0x80, 0x20), //          audio, 1000
+  0xa3, 0x87, //                           SimpleBlock, size 7: audio, laced
+  0x82, 0x00, 0x14, //                       track 2, relative timestamp 20
+  0x82, //                                   flags: keyframe, Xiph lacing
+  0x01, //                                   2 frames
+  0x01, 0x21, //                             first frame 1 byte (second: the rest), frame data
+  0xa0, 0x8a, //                           BlockGroup, size 10: video, not a keyframe
+  0xa1, 0x85, 0x81, 0x00, 0x28, 0x00, 0x11, // Block, size 5: track 1, rel 40, flags 0, frame
+  0xfb, 0x81, 0xd8, //                       ReferenceBlock, size 1, = -40
+  ...simple(2, 60, 0x80, 0x22), //         audio, 1060
+  0xa0, 0x8a, //                           BlockGroup, size 10: video, a keyframe (no ReferenceBlock)
+  0xa1, 0x85, 0x81, 0x00, 0x50, 0x00, 0x12, // Block, size 5: track 1, rel 80, flags 0, frame
+  0x9b, 0x81, 0x28, //                       BlockDuration, size 1, = 40
+  ...simple(2, 80, 0x80, 0x23), //         audio, 1080
+  ...simple(1, 120, 0x00, 0x13), //        video, not a keyframe, 1120
+];
+
+/** Cluster B (known size, Timestamp 1160): opens mid-GOP, a keyframe at +40. */
+const CLUSTER_B = [
+  0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+  0xa0, //                   size 32
+  0xe7, 0x82, 0x04, 0x88, // Timestamp, size 2, = 1160
+  ...simple(1, 0, 0x00, 0x14), //  video, not a keyframe, 1160
+  ...simple(2, 0, 0x80, 0x24), //  audio, 1160
+  ...simple(1, 40, 0x80, 0x15), // video keyframe, 1200
+  ...simple(2, 40, 0x80, 0x25), // audio, 1200
+];
+
+const STREAM_AV = Buffer.from([...HEAD_AV, ...CLUSTER_A, ...CLUSTER_B]);
+/** Offsets where each block of the stream ends, in stream order. */
+const BLOCK_ENDS = blockEnds(STREAM_AV, HEAD_AV.length);
+
+// ------------------------------------------------------------------ an independent reader
+// Deliberately not the code under test (nor shared/vint.ts): a plain EBML walk.
+
+interface Vint {
+  value: number;
+  length: number;
+  allOnes: boolean;
+}
+
+function vint(buf: Uint8Array, pos: number, keepMarker: boolean): Vint {
+  const first = buf[pos]!;
+  let length = 1;
+  while (length <= 8 && (first & (0x100 >> length)) === 0) length++;
+  assert.ok(length <= 8, `bad VINT at ${pos}`);
+  let value = keepMarker ? first : first & (0xff >> length);
+  let allOnes = (first & (0xff >> length)) === 0xff >> length;
+  for (let i = 1; i < length; i++) {
+    value = value * 256 + buf[pos + i]!;
+    if (buf[pos + i] !== 0xff) allOnes = false;
+  }
+  return { value, length, allOnes };
+}
+
+interface ParsedBlock {
+  track: number;
+  /** Cluster Timestamp + relative timestamp. */
+  time: number;
+  keyframe: boolean;
+  /** The whole SimpleBlock/BlockGroup element, hex. */
+  hex: string;
+}
+
+interface ParsedCluster {
+  knownSize: boolean;
+  timestamp: number;
+  /** Children IDs in order, Timestamp included. */
+  childIds: number[];
+  blocks: ParsedBlock[];
+}
+
+/** A Cluster's children and blocks; asserts that its size covers exactly `buf`. */
+function parseCluster(buf: Uint8Array): ParsedCluster {
+  const id = vint(buf, 0, true);
+  assert.equal(id.value, 0x1f43b675, 'Cluster ID');
+  const size = vint(buf, id.length, false);
+  let pos = id.length + size.length;
+  const end = size.allOnes ? buf.length : pos + size.value;
+  assert.equal(end, buf.length, 'the Cluster size covers its bytes exactly');
+  const children: { id: number; start: number; data: number; end: number }[] = [];
+  while (pos < end) {
+    const cid = vint(buf, pos, true);
+    const csize = vint(buf, pos + cid.length, false);
+    const data = pos + cid.length + csize.length;
+    children.push({ id: cid.value, start: pos, data, end: data + csize.value });
+    pos = data + csize.value;
+  }
+  assert.equal(pos, end, 'children fill the Cluster exactly');
+  const ts = children.filter((c) => c.id === 0xe7);
+  assert.equal(ts.length, 1, 'one Timestamp');
+  let timestamp = 0;
+  for (let i = ts[0]!.data; i < ts[0]!.end; i++) timestamp = timestamp * 256 + buf[i]!;
+  const blocks: ParsedBlock[] = [];
+  for (const c of children) {
+    let blockData = -1;
+    let keyframe: boolean | null = null;
+    if (c.id === 0xa3) blockData = c.data;
+    if (c.id === 0xa0) {
+      keyframe = true;
+      for (let p = c.data; p < c.end; ) {
+        const gid = vint(buf, p, true);
+        const gsize = vint(buf, p + gid.length, false);
+        if (gid.value === 0xa1) blockData = p + gid.length + gsize.length;
+        if (gid.value === 0xfb) keyframe = false;
+        p += gid.length + gsize.length + gsize.value;
+      }
+    }
+    if (blockData < 0) continue;
+    const track = vint(buf, blockData, false);
+    const at = blockData + track.length;
+    const rel = ((buf[at]! << 24) >> 16) | buf[at + 1]!;
+    blocks.push({
+      track: track.value,
+      time: timestamp + rel,
+      keyframe: keyframe ?? (buf[at + 2]! & 0x80) !== 0,
+      hex: Buffer.from(buf.subarray(c.start, c.end)).toString('hex'),
+    });
+  }
+  return { knownSize: !size.allOnes, timestamp, childIds: children.map((c) => c.id), blocks };
+}
+
+/** Where each block of a stream ends: walks the Clusters after the header. */
+function blockEnds(stream: Buffer, from: number): number[] {
+  const ends: number[] = [];
+  let pos = from;
+  while (pos < stream.length) {
+    const id = vint(stream, pos, true);
+    assert.equal(id.value, 0x1f43b675);
+    const size = vint(stream, pos + id.length, false);
+    let child = pos + id.length + size.length;
+    const end = size.allOnes ? stream.length : child + size.value;
+    while (child < end) {
+      const cid = vint(stream, child, true);
+      if (cid.value === 0x1f43b675) break;
+      const csize = vint(stream, child + cid.length, false);
+      child += cid.length + csize.length + csize.value;
+      if (cid.value === 0xa3 || cid.value === 0xa0) ends.push(child);
+    }
+    pos = child;
+  }
+  return ends;
+}
+
+/** Every block of the input, in order, read as one unknown-size Cluster each way they came. */
+function inputBlocks(stream: Buffer, from: number): ParsedBlock[] {
+  const blocks: ParsedBlock[] = [];
+  let pos = from;
+  while (pos < stream.length) {
+    const size = vint(stream, pos + 4, false);
+    const end = size.allOnes ? nextCluster(stream, pos + 4 + size.length) : pos + 4 + size.length + size.value;
+    const cluster = Buffer.concat([stream.subarray(pos, pos + 4), Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), stream.subarray(pos + 4 + size.length, end)]);
+    blocks.push(...parseCluster(cluster).blocks);
+    pos = end;
+  }
+  return blocks;
+}
+
+function nextCluster(stream: Buffer, from: number): number {
+  const at = stream.indexOf(Buffer.from([0x1f, 0x43, 0xb6, 0x75]), from);
+  return at < 0 ? stream.length : at;
+}
+
+// ------------------------------------------------------------------ running the ingest
+
+interface Published {
+  ts: number;
+  keyframe: boolean;
+  bytes: Buffer;
+  parsed: ParsedCluster;
+}
+
+interface Run {
+  published: Published[];
+  checkpoints: number;
+}
+
+/** Ingests `chunks` as one unpaced session and returns what it published. */
+async function ingest(chunks: Buffer[], resume?: StreamCheckpoint): Promise<Run> {
+  const published: Published[] = [];
+  let checkpoints = 0;
+  let opened = 0;
+  const hub = {
+    openStream: () => opened++ === 0,
+    publish: (_name: string, ts: number, keyframe: boolean, bytes: Uint8Array) => {
+      const copy = Buffer.from(bytes);
+      published.push({ ts, keyframe, bytes: copy, parsed: parseCluster(copy) });
+    },
+    state: () => ({ header: { generation: 1, docType: 'webm', tracks: [], bytes: Buffer.alloc(0) }, nextSeq: published.length }),
+  } as unknown as Hub;
+  const stream = new StreamIngest('t', {
+    paced: false,
+    published: false,
+    hub,
+    log: new Logger('test', 'error'),
+    ffmpeg: null,
+    ...(resume ? { resume } : {}),
+    checkpoint: () => void checkpoints++,
+  });
+  let given = false;
+  const source: SessionSource = {
+    next: async () => {
+      if (given) return null;
+      given = true;
+      return { stream: Readable.from(chunks), label: 'test' };
+    },
+    close: () => undefined,
+  };
+  await stream.run(source, true);
+  return { published, checkpoints };
+}
+
+/** `input` cut at the given offsets. */
+function cut(input: Buffer, at: number[]): Buffer[] {
+  const points = [0, ...at.filter((p) => p > 0 && p < input.length), input.length];
+  return points.slice(1).map((end, i) => input.subarray(points[i]!, end));
+}
+
+/**
+ * What must hold however the input was chunked: every piece a known-size Cluster with its
+ * Timestamp first; the pieces' blocks are the input's, in order, at the same times; every video
+ * keyframe is the first video block of a piece flagged keyframe, and only such pieces are
+ * flagged (audio-only streams: every piece).
+ */
+function assertPieces(run: Run, input: Buffer, headLength: number, videoTrack: number): void {
+  const { published } = run;
+  assert.ok(published.length > 0, 'something was published');
+  for (const [i, p] of published.entries()) {
+    assert.deepEqual([...p.bytes.subarray(0, 5)], [0x1f, 0x43, 0xb6, 0x75, 0x01], `piece ${i}: Cluster ID, 8-byte size`);
+    assert.ok(p.parsed.knownSize, `piece ${i}: known size`);
+    assert.equal(p.parsed.childIds[0], 0xe7, `piece ${i}: Timestamp first`);
+    assert.ok(p.parsed.blocks.length > 0, `piece ${i}: has blocks`);
+    const video = p.parsed.blocks.filter((b) => b.track === videoTrack);
+    const opensOnKey = videoTrack === 0 || video[0]?.keyframe === true;
+    assert.equal(p.keyframe, opensOnKey, `piece ${i}: keyframe flag`);
+    for (const b of video.slice(1)) assert.ok(!b.keyframe, `piece ${i}: a video keyframe after its first video block`);
+  }
+  assert.deepEqual(published.flatMap((p) => p.parsed.blocks), inputBlocks(input, headLength), 'the blocks, in order, at their times');
+  assert.equal(run.checkpoints, published.length, 'a checkpoint before each piece');
+}
+
+// ------------------------------------------------------------------ tests
+
+test('each input chunk\'s blocks go out at once: one block per chunk, one piece per block', async () => {
+  // The header and the first Cluster's head come with the first block; then one block per chunk.
+  const run = await ingest(cut(STREAM_AV, BLOCK_ENDS));
+  assertPieces(run, STREAM_AV, HEAD_AV.length, 1);
+  assert.equal(run.published.length, BLOCK_ENDS.length);
+  assert.deepEqual(run.published.map((p) => p.keyframe), [
+    true, false, false, false, false, true, false, false, // Cluster A: keyframes at 1000 and 1080 (a BlockGroup)
+    false, false, true, false, //                          Cluster B: keyframe at 1200
+  ]);
+  // ms since the stream's start: each piece's first block.
+  assert.deepEqual(run.published.map((p) => p.ts), [0, 0, 20, 40, 60, 80, 80, 120, 160, 160, 200, 200]);
+  // The first piece byte for byte.
+  assert.equal(run.published[0]!.bytes.toString('hex'), Buffer.from([
+    0x1f, 0x43, 0xb6, 0x75, //                         Cluster ID
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x11, // size 17, as an 8-byte VINT
+    0xe7, 0x88, //                                     Timestamp, size 8
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xe8, // = 1000
+    0xa3, 0x85, 0x81, 0x00, 0x00, 0x80, 0x10, //       the SimpleBlock as received
+  ]).toString('hex'));
+});
+
+test('what arrives together travels together: one chunk gives pieces cut only at keyframes and Clusters', async () => {
+  const run = await ingest([STREAM_AV]);
+  assertPieces(run, STREAM_AV, HEAD_AV.length, 1);
+  assert.deepEqual(run.published.map((p) => [p.ts, p.keyframe, p.parsed.blocks.length]), [
+    [0, true, 5], //    Cluster A from its first keyframe
+    [80, true, 3], //   its BlockGroup keyframe on
+    [160, false, 2], // Cluster B up to its keyframe
+    [200, true, 2], //  from there
+  ]);
+});
+
+test('audio written just before a keyframe rides with it: the piece\'s first video block is the keyframe', async () => {
+  const cluster = [
+    ...clusterHead(0),
+    ...simple(2, 0, 0x80, 0x20), //  audio, 0 (ffmpeg writes it first)
+    ...simple(1, 7, 0x80, 0x10), //  video keyframe, 7
+    ...simple(2, 20, 0x80, 0x21), // audio, 20
+  ];
+  const input = Buffer.from([...HEAD_AV, ...cluster]);
+  const together = await ingest([input]);
+  assertPieces(together, input, HEAD_AV.length, 1);
+  assert.deepEqual(together.published.map((p) => [p.ts, p.keyframe, p.parsed.blocks.length]), [[0, true, 3]]);
+  // Written apart, the audio goes at once, in a piece no player starts on.
+  const apart = await ingest(cut(input, blockEnds(input, HEAD_AV.length)));
+  assertPieces(apart, input, HEAD_AV.length, 1);
+  assert.deepEqual(apart.published.map((p) => [p.ts, p.keyframe]), [[0, false], [7, true], [20, false]]);
+});
+
+test('every split point of the input into two chunks gives valid pieces', async () => {
+  for (let at = 1; at < STREAM_AV.length; at++) {
+    const run = await ingest(cut(STREAM_AV, [at]));
+    assertPieces(run, STREAM_AV, HEAD_AV.length, 1);
+  }
+});
+
+test('random chunkings, down to 1 byte, give valid pieces', async () => {
+  let seed = 7;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let round = 0; round < 50; round++) {
+    const points: number[] = [];
+    for (let p = 0; p < STREAM_AV.length; p += 1 + Math.floor(next() * (round % 5 === 0 ? 2 : 24))) points.push(p);
+    assertPieces(await ingest(cut(STREAM_AV, points)), STREAM_AV, HEAD_AV.length, 1);
+  }
+});
+
+test('audio only: every piece is a start point, and one chunk is cut about every second', async () => {
+  const cluster = [...clusterHead(0)];
+  for (let i = 0; i < 30; i++) cluster.push(...simple(1, i * 100, 0x80, i)); // a frame every 100 ms
+  const head = [...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_AUDIO];
+  const input = Buffer.from([...head, ...cluster]);
+  const run = await ingest([input]);
+  assertPieces(run, input, head.length, 0);
+  assert.deepEqual(run.published.map((p) => [p.ts, p.keyframe, p.parsed.blocks.length]), [
+    [0, true, 10],
+    [1000, true, 10],
+    [2000, true, 10],
+  ]);
+});
+
+test('a block whose bytes contradict its framing fails the input with a corrupt-stream error', async () => {
+  const bad = [
+    0xa3, 0x82, //       SimpleBlock, size 2
+    0x81, 0x00, //       track 1, then only one byte of its timestamp: no flags
+  ];
+  const input = Buffer.from([...HEAD_AV, ...clusterHead(0), ...bad]);
+  await assert.rejects(ingest([input]), { code: 'MKV_ERR_CORRUPT_STREAM', message: /a block shorter than its header/ });
+});

@@ -19,7 +19,6 @@ const OPTIONS = [
   '--burst',
   '--player-backlog-kb',
   '--slow-timeout',
-  '--workers',
   '--log-level',
   '--ffmpeg',
   '--help',

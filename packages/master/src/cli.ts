@@ -51,7 +51,6 @@ function parser(argv: string[]) {
       'player-backlog-kb': { type: 'number', requiresArg: true, default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },
       'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },
       'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may stay behind before it is disconnected' },
-      workers: { type: 'number', requiresArg: true, default: 1, describe: 'worker threads for per-Cluster work (0: in the source process)' },
       'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
     })
     .strictOptions()
@@ -191,7 +190,6 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     playerBacklogBytes: positive(args['player-backlog-kb'], 'player-backlog-kb') * 1024,
     maxLagMs: positive(args['max-lag'], 'max-lag') * 1000,
     slowTimeoutMs: positive(args['slow-timeout'], 'slow-timeout') * 1000,
-    workers: integer(args.workers, 'workers', 0, 64),
     logLevel: args['log-level'],
   };
 }

@@ -46,7 +46,6 @@ export interface MasterOptions {
   playerBacklogBytes: number;
   maxLagMs: number;
   slowTimeoutMs: number;
-  workers: number;
   logLevel: LogLevel;
 }
 
@@ -189,7 +188,6 @@ export class Master {
       graceMs: o.graceMs,
       idleTimeoutMs: o.idleTimeoutMs,
       maxPublished: o.maxPublished,
-      workers: o.workers,
       logLevel: o.logLevel,
     };
     const child: SourceChild = new Child({

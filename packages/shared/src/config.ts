@@ -33,8 +33,6 @@ export interface SourceConfig {
   maxPublished: number;
   /** An ffmpeg to remux inputs in other containers (MPEG-TS, FLV, MP4); null: refuse them. */
   ffmpeg: string | null;
-  /** Use worker threads for per-Cluster work (false: in-process). */
-  workers: number;
   logLevel: LogLevel;
   /** Streams a previous run of the source left live: they go on from here. */
   restore: StreamCheckpoint[];

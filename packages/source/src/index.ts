@@ -3,5 +3,3 @@ export { StreamIngest } from './ingest.js';
 export { PieceBuilder, type Piece, type PieceRules, type BlockPlace } from './pieces.js';
 export { readBlock, type BlockInfo } from './block.js';
 export { buildLiveHeader, withoutChildren, type LiveHeader } from './header.js';
-export { processCluster, type ClusterJob, type ClusterPiece } from './cluster.js';
-export { createClusterProcessor, type ClusterProcessor } from './clusterPool.js';

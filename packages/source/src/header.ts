@@ -20,6 +20,8 @@ export interface LiveHeader {
   tracks: TrackSummary[];
   /** Track number of the first video track, 0 when there is none. */
   videoTrack: number;
+  /** DefaultDuration (ns per frame, RFC 9559 §5.1.4.1.12) of the tracks that have one, by track number. */
+  defaultDurations: Map<number, number>;
   /** EBML header + Segment of unknown size + Info (no Duration) + Tracks + Tags/Chapters/Attachments. */
   bytes: Buffer;
 }
@@ -41,7 +43,7 @@ export function buildLiveHeader(ebmlHeader: Buffer, docType: string, elements: M
   if (!tracksElement) throw new CorruptStreamError('the stream has no Tracks element before its first Cluster');
 
   const timestampScale = readTimestampScale(info);
-  const tracks = readTracks(tracksElement);
+  const { tracks, defaultDurations } = readTracks(tracksElement);
   if (tracks.length === 0) throw new CorruptStreamError('the stream declares no tracks');
   const video = tracks.find((t) => t.type === 'video');
 
@@ -51,7 +53,7 @@ export function buildLiveHeader(ebmlHeader: Buffer, docType: string, elements: M
     if (!element) continue;
     parts.push(id === MKV_ID.Info ? withoutChildren(element, new Set([MKV_ID.Duration])) : element);
   }
-  return { docType, timestampScale, tracks, videoTrack: video?.number ?? 0, bytes: Buffer.concat(parts) };
+  return { docType, timestampScale, tracks, videoTrack: video?.number ?? 0, defaultDurations, bytes: Buffer.concat(parts) };
 }
 
 /** Decodes one master element with node-ebml and returns its leaf tags. */
@@ -77,14 +79,16 @@ function readTimestampScale(info: Buffer): number {
   return scale;
 }
 
-function readTracks(tracksElement: Buffer): TrackSummary[] {
+function readTracks(tracksElement: Buffer): { tracks: TrackSummary[]; defaultDurations: Map<number, number> } {
   const tracks: TrackSummary[] = [];
-  let current: Partial<TrackSummary> & { rawType?: number } = {};
+  const defaultDurations = new Map<number, number>();
+  let current: Partial<TrackSummary> & { rawType?: number; defaultDuration?: number } = {};
   for (const tag of decodeTags(tracksElement)) {
     if (tag.name === 'start:TrackEntry') current = {};
     else if (tag.name === 'TrackNumber') current.number = Number(tag.value);
     else if (tag.name === 'TrackType') current.rawType = Number(tag.value);
     else if (tag.name === 'CodecID') current.codec = String(tag.value);
+    else if (tag.name === 'DefaultDuration' && Number(tag.value) > 0) current.defaultDuration = Number(tag.value);
     else if (tag.name === 'CodecPrivate' && tag.data) current.setup = createHash('sha1').update(tag.data).digest('hex').slice(0, 16);
     else if (tag.name === 'end:TrackEntry') {
       if (!current.number) throw new CorruptStreamError('a TrackEntry has no TrackNumber');
@@ -94,9 +98,10 @@ function readTracks(tracksElement: Buffer): TrackSummary[] {
         codec: current.codec ?? 'unknown',
         setup: current.setup ?? '',
       });
+      if (current.defaultDuration !== undefined) defaultDurations.set(current.number, current.defaultDuration);
     }
   }
-  return tracks;
+  return { tracks, defaultDurations };
 }
 
 /** A copy of a master element without the direct children whose IDs are in `drop`. */

@@ -12,6 +12,7 @@ import {
 import { buildLiveHeader, type LiveHeader } from './header.js';
 import { readBlock } from './block.js';
 import { PieceBuilder, type Piece } from './pieces.js';
+import { Timeline } from './timeline.js';
 import { Pacer } from './pacer.js';
 import type { Hub } from './hub.js';
 import type { SessionSource } from './inputs/session.js';
@@ -32,8 +33,6 @@ const AUDIO_SPLIT_MS = 1000;
  * players, 2 edges), for twice the CPU per delivered Gbit (0.044 → 0.10 core·s).
  */
 const VIDEO_SPLIT_MS = 250;
-/** Gap put between the last frame of one pass (or upstream session) and the next, ms. */
-const REBASE_GAP_MS = 40;
 
 type Phase = 'ebml' | 'header' | 'clusters';
 
@@ -72,19 +71,18 @@ export class StreamIngest {
   #docType = '';
   #elements = new Map<number, Buffer>();
   #header: LiveHeader | undefined;
-  /** Ticks added to input timestamps; re-chosen when a new EBML header starts (loop, chained stream). */
-  #offset = 0;
-  #rebase = false;
+  /** Input to output times; the offset is chosen again after each new EBML header (loop, chained stream). */
+  readonly #timeline: Timeline;
   /** First output timestamp of the stream, ticks: media time 0. */
   #origin: number | undefined;
-  /** Largest output timestamp so far, ticks. */
+  /** Where the published media ends (a block's time plus its duration, the furthest), output ticks. */
   #last = 0;
   /** Clusters ingested, over all sessions. */
   #clusters = 0;
   readonly #builder = new PieceBuilder();
   /** Pieces built from the current input chunk, not yet published. */
   #pending: Piece[] = [];
-  /** The current input Cluster's Timestamp as written (offset included), ticks. */
+  /** The current input Cluster's Timestamp as read, ticks. */
   #clusterTimestamp = 0;
 
   constructor(name: string, options: IngestOptions) {
@@ -94,8 +92,9 @@ export class StreamIngest {
     this.#log = options.log;
     this.#pacer = new Pacer(options.paced);
     const resume = options.resume;
+    this.#timeline = new Timeline(resume?.lastTicks);
     if (resume) {
-      // The first Cluster of this run is rebased to follow the last one published.
+      // The first block of this run is placed where the media published before ends.
       this.#origin = resume.originTicks;
       this.#last = resume.lastTicks;
     }
@@ -185,7 +184,6 @@ export class StreamIngest {
         this.#docType = event.docType;
         this.#elements = new Map();
         this.#phase = 'header';
-        this.#rebase = this.#origin !== undefined;
         return;
       case 'segment':
       case 'cluster-end':
@@ -202,24 +200,21 @@ export class StreamIngest {
 
   #onClusterStart(timestamp: number): void {
     this.#clusters++;
-    if (this.#rebase) {
-      const gap = Math.round((REBASE_GAP_MS * 1e6) / this.#header!.timestampScale);
-      this.#offset = this.#last + gap - timestamp;
-      this.#rebase = false;
-    }
-    const written = timestamp + this.#offset;
-    if (written < 0) {
-      throw new CorruptStreamError(`a Cluster Timestamp (${timestamp}) falls before the start of its stream`);
-    }
-    this.#clusterTimestamp = written;
+    this.#clusterTimestamp = timestamp;
   }
 
   /** Blocks go to the piece builder; other children (Void, CRC-32, Position, PrevSize, …) describe the input's layout and are dropped. */
   #onChild(id: number, bytes: Buffer): void {
     const block = readBlock(id, bytes);
     if (block === null) return;
-    const time = this.#clusterTimestamp + block.relative;
-    const place = { clusterTimestamp: this.#clusterTimestamp, time, end: time, track: block.track, keyframe: block.keyframe };
+    const input = this.#clusterTimestamp + block.relative;
+    const offset = this.#timeline.offsetFor(block.track, input, this.#clusterTimestamp);
+    const clusterTimestamp = this.#clusterTimestamp + offset;
+    if (clusterTimestamp < 0) {
+      throw new CorruptStreamError(`a Cluster Timestamp (${this.#clusterTimestamp}) falls before the start of its stream`);
+    }
+    const end = this.#timeline.note(block.track, input, block.frames, block.duration);
+    const place = { clusterTimestamp, time: input + offset, end, track: block.track, keyframe: block.keyframe };
     this.#builder.add(bytes, place, this.#pending);
   }
 
@@ -236,6 +231,8 @@ export class StreamIngest {
     const header = buildLiveHeader(this.#ebmlHeader, this.#docType, this.#elements);
     this.#header = header;
     this.#phase = 'clusters';
+    const frameTicks = new Map([...header.defaultDurations].map(([track, ns]) => [track, Math.round(ns / header.timestampScale)]));
+    this.#timeline.beginPass(frameTicks);
     const splitMs = header.videoTrack ? VIDEO_SPLIT_MS : AUDIO_SPLIT_MS;
     this.#builder.rules = { videoTrack: header.videoTrack, splitInterval: Math.round((splitMs * 1e6) / header.timestampScale) };
     if (!this.#hub.openStream(this.name, header)) return;

@@ -263,8 +263,8 @@ interface Run {
   checkpoints: number;
 }
 
-/** Ingests `chunks` as one unpaced session and returns what it published. */
-async function ingest(chunks: Buffer[], resume?: StreamCheckpoint): Promise<Run> {
+/** Ingests `chunks` as one unpaced session (or each of `sessions` in turn) and returns what it published. */
+async function ingest(chunks: Buffer[], resume?: StreamCheckpoint, sessions: Buffer[][] = [chunks]): Promise<Run> {
   const published: Published[] = [];
   let checkpoints = 0;
   let opened = 0;
@@ -285,13 +285,9 @@ async function ingest(chunks: Buffer[], resume?: StreamCheckpoint): Promise<Run>
     ...(resume ? { resume } : {}),
     checkpoint: () => void checkpoints++,
   });
-  let given = false;
+  let given = 0;
   const source: SessionSource = {
-    next: async () => {
-      if (given) return null;
-      given = true;
-      return { stream: Readable.from(chunks), label: 'test' };
-    },
+    next: async () => (given < sessions.length ? { stream: Readable.from(sessions[given++]!), label: `pass ${given}` } : null),
     close: () => undefined,
   };
   await stream.run(source, true);
@@ -416,4 +412,93 @@ test('a block whose bytes contradict its framing fails the input with a corrupt-
   ];
   const input = Buffer.from([...HEAD_AV, ...clusterHead(0), ...bad]);
   await assert.rejects(ingest([input]), { code: 'MKV_ERR_CORRUPT_STREAM', message: /a block shorter than its header/ });
+});
+
+// ------------------------------------------------------------------ seams
+
+/** Tracks: 1 = VP8 video with DefaultDuration 40 ms, 2 = Opus audio without one: 44 bytes. */
+const TRACKS_DEFAULT = [
+  0x16, 0x54, 0xae, 0x6b, // Tracks ID
+  0xa7, //                   size 39
+  0xae, 0x95, //             TrackEntry, size 21
+  0xd7, 0x81, 0x01, //         TrackNumber 1
+  0x83, 0x81, 0x01, //         TrackType 1 (video)
+  0x86, 0x85, 0x56, 0x5f, 0x56, 0x50, 0x38, // CodecID "V_VP8"
+  0x23, 0xe3, 0x83, 0x84, //   DefaultDuration, size 4
+  0x02, 0x62, 0x5a, 0x00, //   = 40 000 000 ns
+  0xae, 0x8e, //             TrackEntry, size 14
+  0xd7, 0x81, 0x02, //         TrackNumber 2
+  0x83, 0x81, 0x02, //         TrackType 2 (audio)
+  0x86, 0x86, 0x41, 0x5f, 0x4f, 0x50, 0x55, 0x53, // CodecID "A_OPUS"
+];
+
+/**
+ * One pass of a looped file: video at 7, 47, …, 167 (ends at 207 by DefaultDuration), audio at
+ * 0, 20, …, 200 (ends at 220 by its frame step): the audio runs 13 ms longer, as ffmpeg's Opus does.
+ */
+function loopPass(): Buffer {
+  const blocks: Array<[number, number[]]> = [];
+  for (let t = 7; t <= 167; t += 40) blocks.push([t, simple(1, t, t === 7 ? 0x80 : 0x00, t)]);
+  for (let t = 0; t <= 200; t += 20) blocks.push([t, simple(2, t, 0x80, t)]);
+  blocks.sort((a, b) => a[0] - b[0]);
+  const cluster = [...clusterHead(0), ...blocks.flatMap(([, block]) => block)];
+  return Buffer.from([...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_DEFAULT, ...cluster]);
+}
+
+/** Every block's output time per track, from what was published. */
+function times(run: Run): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const b of run.published.flatMap((p) => p.parsed.blocks)) out.set(b.track, [...(out.get(b.track) ?? []), b.time]);
+  return out;
+}
+
+test('a loop seam: the track that ends last goes on without a hole, the other keeps only the input\'s difference', async () => {
+  const pass = loopPass();
+  const run = await ingest([], undefined, [[pass], [pass], [pass]]);
+  const t = times(run);
+  const video = t.get(1)!;
+  const audio = t.get(2)!;
+  assert.deepEqual(video.slice(0, 5), [7, 47, 87, 127, 167]);
+  // Audio ends at 220 (200 + its 20 ms step); the next pass's audio starts there, and its
+  // video 7 later, as in the file: 227 after a video that ended at 207 (a 20 ms hole, was 60).
+  assert.deepEqual(audio.slice(10, 13), [200, 220, 240]);
+  assert.deepEqual(video.slice(4, 7), [167, 227, 267]);
+  assert.deepEqual(audio.slice(21, 23), [420, 440]); // second seam: 220 + 220
+  assert.deepEqual(video.slice(9, 11), [387, 447]);
+  // Audio steps are all 20, video steps 40 but at the seams (60): never back, never a frame's worth of hole in audio.
+  for (const [track, list] of t) {
+    const steps = list.slice(1).map((x, i) => x - list[i]!);
+    assert.deepEqual([...new Set(steps)].sort((a, b) => a - b), track === 1 ? [40, 60] : [20], `track ${track} steps`);
+  }
+});
+
+test('a BlockDuration (BlockGroup) and a laced block\'s frames count in where a track ends', async () => {
+  const cluster = [
+    ...clusterHead(0),
+    ...simple(1, 0, 0x80, 0x10), //           video keyframe at 0 (DefaultDuration 40)
+    0xa0, 0x8a, //                            BlockGroup, size 10
+    0xa1, 0x85, 0x81, 0x00, 0x28, 0x00, 0x11, // Block, size 5: track 1, rel 40, flags 0, frame
+    0x9b, 0x81, 0x64, //                        BlockDuration, size 1, = 100 (ends at 140)
+    0xa3, 0x8a, //                            SimpleBlock, size 10: video, laced
+    0x81, 0x00, 0x8c, //                        track 1, relative timestamp 140
+    0x02, //                                    flags: Xiph lacing
+    0x02, //                                    3 frames (3 × 40: ends at 260)
+    0x01, 0x01, //                              the first two frames' sizes: 1 byte each
+    0x21, 0x22, 0x23, //                        the three frames
+  ];
+  const pass = Buffer.from([...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_DEFAULT, ...cluster]);
+  const t = times(await ingest([], undefined, [[pass], [pass]]));
+  assert.deepEqual(t.get(1), [0, 40, 140, 260, 300, 400]);
+});
+
+test('after a restart of the source, the first block goes where the published media ended', async () => {
+  const pass = loopPass();
+  const resume: StreamCheckpoint = {
+    stream: 't', published: false, generation: 1, docType: 'webm', tracks: [], header: '', nextSeq: 10,
+    lastTicks: 5000, originTicks: 1000,
+  };
+  const run = await ingest([pass], resume);
+  const first = run.published[0]!;
+  assert.equal(first.parsed.blocks[0]!.time, 5000);
+  assert.equal(first.ts, 4000, 'ms since the stream\'s first timestamp');
 });

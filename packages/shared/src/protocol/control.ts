@@ -148,7 +148,7 @@ export interface StreamCheckpoint {
   header: string;
   /** The next Segment's sequence number. */
   nextSeq: number;
-  /** Largest Cluster timestamp published, and the stream's first, in Matroska ticks. */
+  /** Where the published media ends (a block's time plus its duration), and the stream's first timestamp, in Matroska ticks. */
   lastTicks: number;
   originTicks: number;
   /** A file input: the pass it is in and the byte offset of the first Cluster not yet published in full. */

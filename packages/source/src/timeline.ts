@@ -1,0 +1,100 @@
+/**
+ * A stream's output timeline: the offset added to input timestamps, chosen
+ * anew at each seam (a `--loop` pass, a chained stream, a publisher or
+ * upstream back, a restarted source) so that timestamps keep rising and frame
+ * durations continue across it: the next pass starts where the last ended,
+ * with no hole a player would stall at.
+ */
+export class Timeline {
+  /** Ticks added to input timestamps in the current pass. */
+  #offset = 0;
+  /** A seam was met: the next block chooses the offset. */
+  #seam = false;
+  /** Output ticks where each track's media ends: its furthest block's time plus duration. */
+  readonly #ends = new Map<number, number>();
+  /** Where all media ends, output ticks; undefined before any (a restarted source starts from its checkpoint's). */
+  #end: number | undefined;
+  /** Input time of each track's first block, in this pass and the one before. */
+  #firsts = new Map<number, number>();
+  #previousFirsts = new Map<number, number>();
+  /** Per track in this pass: the last block's input time, and the smallest step forward between two blocks. */
+  #lastInput = new Map<number, number>();
+  #step = new Map<number, number>();
+  /** Per track: DefaultDuration in ticks, from the header. */
+  #frameTicks: ReadonlyMap<number, number> = new Map();
+
+  /** `resumeEnd`: where the media a previous run of the source published ends, in output ticks. */
+  constructor(resumeEnd?: number) {
+    this.#end = resumeEnd;
+  }
+
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** A new EBML header (a new pass, or a new stream on the same input). Anything before it makes it a seam. */
+  beginPass(frameTicks: ReadonlyMap<number, number>): void {
+    this.#frameTicks = frameTicks;
+    this.#seam = this.#end !== undefined;
+    if (this.#firsts.size > 0) this.#previousFirsts = this.#firsts;
+    this.#firsts = new Map();
+    this.#lastInput = new Map();
+    this.#step = new Map();
+  }
+
+  /**
+   * The offset for a block of `track` at input time `time` in a Cluster whose
+   * input Timestamp is `clusterTimestamp`: at a seam, the first block chooses it.
+   */
+  offsetFor(track: number, time: number, clusterTimestamp: number): number {
+    if (this.#seam) {
+      this.#seam = false;
+      // A Cluster Timestamp is unsigned (RFC 9559 §5.1.3.1): never write one below 0.
+      this.#offset = Math.max(this.#seamOffset(track, time), -clusterTimestamp);
+    }
+    return this.#offset;
+  }
+
+  /**
+   * One offset moves every track alike (per-track shifts would pull audio
+   * and video apart a little more at every seam). It is chosen so that the
+   * track whose media ends last goes on without a hole and no track steps
+   * back: each track's first block lands at or after its own end, and the
+   * tracks that ended earlier keep their (smaller) hole, what the input had
+   * between its tracks' ends. Each track's first block is expected as far
+   * from this one as in the pass before (a looped file: exactly); with
+   * nothing to go by, at this block's time.
+   */
+  #seamOffset(track: number, time: number): number {
+    if (this.#ends.size === 0) return this.#end! - time; // a restarted source knows only where all media ended
+    const anchor = this.#previousFirsts.get(track);
+    let offset = -Infinity;
+    for (const [other, end] of this.#ends) {
+      const first = this.#previousFirsts.get(other);
+      const expected = anchor !== undefined && first !== undefined ? time + (first - anchor) : time;
+      offset = Math.max(offset, end - expected);
+    }
+    return offset;
+  }
+
+  /**
+   * Records a block placed at input time `time` (offset chosen): its track's
+   * first time, the step between its frames, where its media ends. Returns
+   * that end in output ticks. A block lasts its BlockDuration, or its
+   * frames times the track's DefaultDuration, or the track's frame step as
+   * seen so far (the smallest step forward, which B-frames' reordering and
+   * laced blocks leave right).
+   */
+  note(track: number, time: number, frames: number, blockDuration: number): number {
+    if (!this.#firsts.has(track)) this.#firsts.set(track, time);
+    const last = this.#lastInput.get(track);
+    if (last !== undefined && time > last) this.#step.set(track, Math.min(this.#step.get(track) ?? Infinity, time - last));
+    this.#lastInput.set(track, time);
+    const defaultTicks = this.#frameTicks.get(track);
+    const duration = blockDuration >= 0 ? blockDuration : defaultTicks !== undefined ? defaultTicks * frames : (this.#step.get(track) ?? 0);
+    const end = time + this.#offset + duration;
+    if (end > (this.#ends.get(track) ?? -Infinity)) this.#ends.set(track, end);
+    if (this.#end === undefined || end > this.#end) this.#end = end;
+    return end;
+  }
+}

@@ -461,7 +461,12 @@ test('memory: only the child in progress is held, however long the Cluster', () 
   scanner.push(bytes(EBML_WEBM, SEGMENT_UNKNOWN, CLUSTER_1.slice(0, 15)));
   const block: Buffer = Buffer.concat([Buffer.from([0xa3]), size4(65536), Buffer.alloc(65536, 0x81)]); // SimpleBlock, 4-byte size, body
   let children = 0;
-  for (let i = 0; i < 1024; i++) children += scanner.push(block).length;
+  for (let i = 0; i < 1024; i++) {
+    children += scanner.push(block.subarray(0, 1000)).length; // a child in progress is held…
+    assert.equal(scanner.bytesHeld, 1000);
+    children += scanner.push(block.subarray(1000)).length; // …and let go once emitted
+    assert.equal(scanner.bytesHeld, 0);
+  }
   assert.equal(children, 1024);
 });
 

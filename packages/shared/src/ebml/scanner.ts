@@ -120,6 +120,11 @@ export class MatroskaScanner {
     return this.#window.end;
   }
 
+  /** Bytes received and still held: not yet emitted, skipped or dropped. */
+  get bytesHeld(): number {
+    return this.#window.end - this.#window.start;
+  }
+
   /** Feeds bytes; returns the events they complete. After a throw every call throws that error. */
   push(chunk: Buffer): ScanEvent[] {
     if (this.#error !== undefined) throw this.#error;

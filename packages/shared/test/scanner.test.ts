@@ -267,9 +267,9 @@ test('an unknown-size Cluster ending a known-size Segment waits for the body of 
     0xaa, //                   frame data
   ];
   const scanner = new MatroskaScanner();
-  // Only the SimpleBlock's header is here: the Cluster cannot be whole yet.
-  assert.deepEqual(scanner.push(bytes(head)).map((e) => e.kind), ['ebml', 'segment']);
-  assert.deepEqual(scanner.push(bytes(body)), [{ kind: 'cluster', bytes: bytes(CLUSTER_1) }]);
+  // Only the SimpleBlock's header is here: neither it nor the Cluster's end may come out yet.
+  assert.deepEqual(scanner.push(bytes(head)).map((e) => e.kind), ['ebml', 'segment', 'cluster-start']);
+  assert.deepEqual(scanner.push(bytes(body)), cluster1(29).slice(1));
   assert.deepEqual(scanner.end(), []);
 });
 

@@ -213,6 +213,10 @@ export class StreamIngest {
     if (clusterTimestamp < 0) {
       throw new CorruptStreamError(`a Cluster Timestamp (${this.#clusterTimestamp}) falls before the start of its stream`);
     }
+    // The stream put it there (a Timestamp near 2^53, plus a block offset or a loop's): not a bug of ours.
+    if (!Number.isSafeInteger(clusterTimestamp + Math.max(0, block.relative))) {
+      throw new CorruptStreamError(`a block at Cluster Timestamp ${this.#clusterTimestamp} + ${block.relative} (+ ${offset}) is beyond 2^53 ticks`);
+    }
     const end = this.#timeline.note(block.track, input, block.frames, block.duration);
     const place = { clusterTimestamp, time: input + offset, end, track: block.track, keyframe: block.keyframe };
     this.#builder.add(bytes, place, this.#pending);

@@ -405,6 +405,17 @@ test('audio only: every piece is a start point, and one chunk is cut about every
   ]);
 });
 
+test('a block past 2^53 ticks fails the input with a corrupt-stream error', async () => {
+  const head = [
+    0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+    0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+    0xe7, 0x87, //             Timestamp, size 7
+    0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // = 2^53 - 1
+  ];
+  const input = Buffer.from([...HEAD_AV, ...head, ...simple(1, 1, 0x80, 0x10)]); // a keyframe 1 tick later
+  await assert.rejects(ingest([input]), { code: 'MKV_ERR_CORRUPT_STREAM', message: /beyond 2\^53/ });
+});
+
 test('a block whose bytes contradict its framing fails the input with a corrupt-stream error', async () => {
   const bad = [
     0xa3, 0x82, //       SimpleBlock, size 2

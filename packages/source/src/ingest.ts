@@ -10,9 +10,8 @@ import {
   MatroskaScanner,
 } from '@mkvcast/shared';
 import { buildLiveHeader, type LiveHeader } from './header.js';
-import { readBlock } from './block.js';
-import { PieceBuilder, type Piece } from './pieces.js';
-import { Timeline } from './timeline.js';
+import { BlockForwarder } from './forwarder.js';
+import type { Piece } from './pieces.js';
 import { Pacer } from './pacer.js';
 import type { Hub } from './hub.js';
 import type { SessionSource } from './inputs/session.js';
@@ -71,19 +70,16 @@ export class StreamIngest {
   #docType = '';
   #elements = new Map<number, Buffer>();
   #header: LiveHeader | undefined;
-  /** Input to output times; the offset is chosen again after each new EBML header (loop, chained stream). */
-  readonly #timeline: Timeline;
+  /** Blocks to pieces, on a timeline whose offset is chosen again after each new EBML header (loop, chained stream). */
+  readonly #forwarder: BlockForwarder;
   /** First output timestamp of the stream, ticks: media time 0. */
   #origin: number | undefined;
   /** Where the published media ends (a block's time plus its duration, the furthest), output ticks. */
   #last = 0;
   /** Clusters ingested, over all sessions. */
   #clusters = 0;
-  readonly #builder = new PieceBuilder();
   /** Pieces built from the current input chunk, not yet published. */
   #pending: Piece[] = [];
-  /** The current input Cluster's Timestamp as read, ticks. */
-  #clusterTimestamp = 0;
 
   constructor(name: string, options: IngestOptions) {
     this.#name = name;
@@ -92,7 +88,7 @@ export class StreamIngest {
     this.#log = options.log;
     this.#pacer = new Pacer(options.paced);
     const resume = options.resume;
-    this.#timeline = new Timeline(resume?.lastTicks);
+    this.#forwarder = new BlockForwarder(resume?.lastTicks);
     if (resume) {
       // The first block of this run is placed where the media published before ends.
       this.#origin = resume.originTicks;
@@ -172,14 +168,14 @@ export class StreamIngest {
       }
       this.#onEvent(event);
     }
-    this.#builder.flush(this.#pending);
+    this.#forwarder.flush(this.#pending);
     await this.#publishPending(arrivedAt);
   }
 
   #onEvent(event: ScanEvent): void {
     switch (event.kind) {
       case 'ebml':
-        this.#builder.flush(this.#pending);
+        this.#forwarder.flush(this.#pending);
         this.#ebmlHeader = event.bytes;
         this.#docType = event.docType;
         this.#elements = new Map();
@@ -192,34 +188,11 @@ export class StreamIngest {
         if (this.#phase === 'header') this.#elements.set(event.id, event.bytes);
         return;
       case 'cluster-start':
-        return this.#onClusterStart(event.timestamp);
+        this.#clusters++;
+        return this.#forwarder.clusterStart(event.timestamp);
       case 'cluster-child':
-        return this.#onChild(event.id, event.bytes);
+        return this.#forwarder.child(event.id, event.bytes, this.#pending);
     }
-  }
-
-  #onClusterStart(timestamp: number): void {
-    this.#clusters++;
-    this.#clusterTimestamp = timestamp;
-  }
-
-  /** Blocks go to the piece builder; other children (Void, CRC-32, Position, PrevSize, …) describe the input's layout and are dropped. */
-  #onChild(id: number, bytes: Buffer): void {
-    const block = readBlock(id, bytes);
-    if (block === null) return;
-    const input = this.#clusterTimestamp + block.relative;
-    const offset = this.#timeline.offsetFor(block.track, input, this.#clusterTimestamp);
-    const clusterTimestamp = this.#clusterTimestamp + offset;
-    if (clusterTimestamp < 0) {
-      throw new CorruptStreamError(`a Cluster Timestamp (${this.#clusterTimestamp}) falls before the start of its stream`);
-    }
-    // The stream put it there (a Timestamp near 2^53, plus a block offset or a loop's): not a bug of ours.
-    if (!Number.isSafeInteger(clusterTimestamp + Math.max(0, block.relative))) {
-      throw new CorruptStreamError(`a block at Cluster Timestamp ${this.#clusterTimestamp} + ${block.relative} (+ ${offset}) is beyond 2^53 ticks`);
-    }
-    const end = this.#timeline.note(block.track, input, block.frames, block.duration);
-    const place = { clusterTimestamp, time: input + offset, end, track: block.track, keyframe: block.keyframe };
-    this.#builder.add(bytes, place, this.#pending);
   }
 
   /** Publishes the pieces built so far, in order, each when its media time is due. */
@@ -236,9 +209,9 @@ export class StreamIngest {
     this.#header = header;
     this.#phase = 'clusters';
     const frameTicks = new Map([...header.defaultDurations].map(([track, ns]) => [track, Math.round(ns / header.timestampScale)]));
-    this.#timeline.beginPass(frameTicks);
     const splitMs = header.videoTrack ? VIDEO_SPLIT_MS : AUDIO_SPLIT_MS;
-    this.#builder.rules = { videoTrack: header.videoTrack, splitInterval: Math.round((splitMs * 1e6) / header.timestampScale) };
+    const splitInterval = Math.round((splitMs * 1e6) / header.timestampScale);
+    this.#forwarder.beginPass({ videoTrack: header.videoTrack, splitInterval, frameTicks });
     if (!this.#hub.openStream(this.name, header)) return;
     const codecs = header.tracks.map((t) => `${t.type} ${t.codec}`).join(', ');
     this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);

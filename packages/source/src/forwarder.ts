@@ -56,6 +56,10 @@ export class BlockForwarder {
       throw new CorruptStreamError(`a block at Cluster Timestamp ${this.#clusterTimestamp} + ${block.relative} (+ ${offset}) is beyond 2^53 ticks`);
     }
     const end = this.#timeline.note(block.track, input, block.frames, block.duration);
+    // Its duration can take it there too: its end becomes the stream's checkpointed end.
+    if (!Number.isSafeInteger(end)) {
+      throw new CorruptStreamError(`a block at Cluster Timestamp ${this.#clusterTimestamp} + ${block.relative} (+ ${offset}) ends beyond 2^53 ticks`);
+    }
     const place = { clusterTimestamp, time: input + offset, end, track: block.track, keyframe: block.keyframe };
     this.#builder.add(bytes, place, out);
   }

@@ -416,6 +416,22 @@ test('a block past 2^53 ticks fails the input with a corrupt-stream error', asyn
   await assert.rejects(ingest([input]), { code: 'MKV_ERR_CORRUPT_STREAM', message: /beyond 2\^53/ });
 });
 
+test('a block whose duration ends past 2^53 ticks fails the input with a corrupt-stream error', async () => {
+  const head = [
+    0x1f, 0x43, 0xb6, 0x75, // Cluster ID
+    0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
+    0xe7, 0x87, //             Timestamp, size 7
+    0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, // = 2^53 - 2
+  ];
+  const group = [
+    0xa0, 0x8a, //                               BlockGroup, size 10: video, a keyframe (no ReferenceBlock)
+    0xa1, 0x85, 0x81, 0x00, 0x00, 0x00, 0x10, // Block, size 5: track 1, rel 0, flags 0, frame
+    0x9b, 0x81, 0x05, //                         BlockDuration, size 1, = 5: it ends at 2^53 + 3
+  ];
+  const input = Buffer.from([...HEAD_AV, ...head, ...group]);
+  await assert.rejects(ingest([input]), { code: 'MKV_ERR_CORRUPT_STREAM', message: /ends beyond 2\^53/ });
+});
+
 test('a block whose bytes contradict its framing fails the input with a corrupt-stream error', async () => {
   const bad = [
     0xa3, 0x82, //       SimpleBlock, size 2

@@ -1,6 +1,9 @@
-import { createHash } from 'node:crypto';
-import ebml from 'ebml';
-import type { EbmlTag } from 'ebml';
+/**
+ * The live stream header, assembled from the EBML header and the level-1
+ * elements before the first Cluster, around the facts headerDecode.ts reads
+ * from Info and Tracks. No node-ebml here: the source's main thread loads
+ * this module, and node-ebml (about 8 MB once loaded) only on the worker.
+ */
 import {
   CorruptStreamError,
   MKV_ID,
@@ -26,27 +29,36 @@ export interface LiveHeader {
   bytes: Buffer;
 }
 
-const TRACK_TYPES: Record<number, TrackSummary['type']> = { 1: 'video', 2: 'audio', 0x11: 'subtitle' };
+/**
+ * What node-ebml reads from Info and Tracks: the slow part of a header
+ * (node-ebml decodes ~16–20 MB/s; Tracks may carry megabytes of CodecPrivate).
+ */
+export interface HeaderFacts {
+  timestampScale: number;
+  tracks: TrackSummary[];
+  defaultDurations: Map<number, number>;
+}
 
 /** Header elements in the order a player expects them. */
 const ORDER = [MKV_ID.Info, MKV_ID.Tracks, MKV_ID.Chapters, MKV_ID.Attachments, MKV_ID.Tags];
 
-/**
- * Builds the live stream header from the EBML header and the level-1
- * elements met before the first Cluster. The Segment size becomes "unknown"
- * (RFC 8794 §6.2) and Info loses its Duration: a live stream has neither.
- */
-export function buildLiveHeader(ebmlHeader: Buffer, docType: string, elements: Map<number, Buffer>): LiveHeader {
+/** Info and Tracks, which every live header needs. */
+export function headerElements(elements: ReadonlyMap<number, Buffer>): { info: Buffer; tracks: Buffer } {
   const info = elements.get(MKV_ID.Info);
-  const tracksElement = elements.get(MKV_ID.Tracks);
+  const tracks = elements.get(MKV_ID.Tracks);
   if (!info) throw new CorruptStreamError('the stream has no Info element before its first Cluster');
-  if (!tracksElement) throw new CorruptStreamError('the stream has no Tracks element before its first Cluster');
+  if (!tracks) throw new CorruptStreamError('the stream has no Tracks element before its first Cluster');
+  return { info, tracks };
+}
 
-  const timestampScale = readTimestampScale(info);
-  const { tracks, defaultDurations } = readTracks(tracksElement);
-  if (tracks.length === 0) throw new CorruptStreamError('the stream declares no tracks');
+/**
+ * The header's bytes around decoded facts: copies, no decoding. The Segment
+ * size becomes "unknown" (RFC 8794 §6.2) and Info loses its Duration: a live
+ * stream has neither.
+ */
+export function assembleLiveHeader(ebmlHeader: Buffer, docType: string, elements: ReadonlyMap<number, Buffer>, facts: HeaderFacts): LiveHeader {
+  const { timestampScale, tracks, defaultDurations } = facts;
   const video = tracks.find((t) => t.type === 'video');
-
   const parts: Buffer[] = [ebmlHeader, encodeId(MKV_ID.Segment), UNKNOWN_SIZE_8];
   for (const id of ORDER) {
     const element = elements.get(id);
@@ -54,54 +66,6 @@ export function buildLiveHeader(ebmlHeader: Buffer, docType: string, elements: M
     parts.push(id === MKV_ID.Info ? withoutChildren(element, new Set([MKV_ID.Duration])) : element);
   }
   return { docType, timestampScale, tracks, videoTrack: video?.number ?? 0, defaultDurations, bytes: Buffer.concat(parts) };
-}
-
-/** Decodes one master element with node-ebml and returns its leaf tags. */
-function decodeTags(element: Buffer): EbmlTag[] {
-  const tags: EbmlTag[] = [];
-  const decoder = new ebml.Decoder();
-  decoder.on('data', ([kind, tag]) => {
-    tags.push(kind === 'tag' ? tag : { ...tag, name: `${kind}:${tag.name}` });
-  });
-  try {
-    decoder.write(element);
-  } catch (err) {
-    throw new CorruptStreamError(`undecodable header element: ${(err as Error).message}`);
-  }
-  return tags;
-}
-
-function readTimestampScale(info: Buffer): number {
-  // node-ebml names elements by the Matroska v2 schema (TimecodeScale) and strips marker bits from tag IDs.
-  const tag = decodeTags(info).find((t) => t.name === 'TimecodeScale');
-  const scale = typeof tag?.value === 'number' ? tag.value : 1_000_000;
-  if (!(scale > 0)) throw new CorruptStreamError(`invalid TimestampScale ${scale}`);
-  return scale;
-}
-
-function readTracks(tracksElement: Buffer): { tracks: TrackSummary[]; defaultDurations: Map<number, number> } {
-  const tracks: TrackSummary[] = [];
-  const defaultDurations = new Map<number, number>();
-  let current: Partial<TrackSummary> & { rawType?: number; defaultDuration?: number } = {};
-  for (const tag of decodeTags(tracksElement)) {
-    if (tag.name === 'start:TrackEntry') current = {};
-    else if (tag.name === 'TrackNumber') current.number = Number(tag.value);
-    else if (tag.name === 'TrackType') current.rawType = Number(tag.value);
-    else if (tag.name === 'CodecID') current.codec = String(tag.value);
-    else if (tag.name === 'DefaultDuration' && Number(tag.value) > 0) current.defaultDuration = Number(tag.value);
-    else if (tag.name === 'CodecPrivate' && tag.data) current.setup = createHash('sha1').update(tag.data).digest('hex').slice(0, 16);
-    else if (tag.name === 'end:TrackEntry') {
-      if (!current.number) throw new CorruptStreamError('a TrackEntry has no TrackNumber');
-      tracks.push({
-        number: current.number,
-        type: TRACK_TYPES[current.rawType ?? 0] ?? 'other',
-        codec: current.codec ?? 'unknown',
-        setup: current.setup ?? '',
-      });
-      if (current.defaultDuration !== undefined) defaultDurations.set(current.number, current.defaultDuration);
-    }
-  }
-  return { tracks, defaultDurations };
 }
 
 /** A copy of a master element without the direct children whose IDs are in `drop`. */

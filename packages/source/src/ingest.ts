@@ -9,7 +9,8 @@ import {
   type ScanEvent,
   MatroskaScanner,
 } from '@mkvcast/shared';
-import { buildLiveHeader, type LiveHeader } from './header.js';
+import type { LiveHeader } from './header.js';
+import type { HeaderBuilder } from './headerBuilder.js';
 import { BlockForwarder } from './forwarder.js';
 import type { Piece } from './pieces.js';
 import { Pacer } from './pacer.js';
@@ -44,6 +45,8 @@ export interface IngestOptions {
   log: Logger;
   /** Used to remux inputs in other containers, when given. */
   ffmpeg: string | null;
+  /** Builds the live header (the source's pool of worker threads; tests: in this thread). */
+  headers: HeaderBuilder;
   /** Where the last run of the source left this stream: timestamps go on rising from there. */
   resume?: StreamCheckpoint;
   /** Told before each Segment goes out, so that a new source run can go on from it. */
@@ -164,7 +167,8 @@ export class StreamIngest {
       if (event.kind === 'cluster-start' && this.#phase === 'header') {
         // Pieces of the stream before this header go out before it does.
         await this.#publishPending(arrivedAt);
-        this.#openHeader();
+        await this.#openHeader();
+        if (this.#abort.signal.aborted) return;
       }
       this.#onEvent(event);
     }
@@ -203,9 +207,10 @@ export class StreamIngest {
     for (const piece of pieces) await this.#publish(piece, this.#header!, arrivedAt);
   }
 
-  #openHeader(): void {
+  async #openHeader(): Promise<void> {
     if (!this.#ebmlHeader) throw new CorruptStreamError('a Cluster came before the EBML header');
-    const header = buildLiveHeader(this.#ebmlHeader, this.#docType, this.#elements);
+    const header = await this.#options.headers.build(this.#ebmlHeader, this.#docType, this.#elements);
+    if (this.#abort.signal.aborted) return;
     this.#header = header;
     this.#phase = 'clusters';
     const frameTicks = new Map([...header.defaultDurations].map(([track, ns]) => [track, Math.round(ns / header.timestampScale)]));

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { describeError, type InputConfig, type Logger, type SourceConfig, type SourceToMaster, type StreamCheckpoint } from '@mkvcast/shared';
 import type { Hub } from './hub.js';
 import { StreamIngest } from './ingest.js';
+import { PooledHeaderBuilder, type HeaderBuilder } from './headerBuilder.js';
 import { openInput } from './inputs/open.js';
 import type { SessionSource } from './inputs/session.js';
 import { PublishRouter } from './publish.js';
@@ -25,6 +26,8 @@ export class Source {
   readonly #send: (message: SourceToMaster) => void;
   readonly #running = new Map<string, Running>();
   readonly #publish: PublishRouter;
+  /** Live headers for every stream, decoded on worker threads: one big header must not stall the others. */
+  readonly #headers: HeaderBuilder = new PooledHeaderBuilder();
   /** Streams the last run of the source left live, by name, until their ingest starts. */
   readonly #resume: Map<string, StreamCheckpoint>;
 
@@ -55,6 +58,7 @@ export class Source {
       hub: this.#hub,
       log: this.#log,
       ffmpeg: this.#config.ffmpeg,
+      headers: this.#headers,
       resume,
       checkpoint: this.#send,
     });
@@ -73,6 +77,7 @@ export class Source {
   async close(): Promise<void> {
     this.#publish.close();
     for (const { ingest } of this.#running.values()) ingest.stop();
+    await this.#headers.close();
   }
 
   async #startInput(input: InputConfig): Promise<void> {

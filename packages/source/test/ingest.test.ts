@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { Logger, type StreamCheckpoint } from '@mkvcast/shared';
 import type { Hub } from '../src/hub.js';
 import { StreamIngest } from '../src/ingest.js';
+import { InlineHeaderBuilder } from '../src/headerDecode.js';
 import type { SessionSource } from '../src/inputs/session.js';
 
 // ------------------------------------------------------------------ fixtures: every byte commented
@@ -282,6 +283,7 @@ async function ingest(chunks: Buffer[], resume?: StreamCheckpoint, sessions: Buf
     hub,
     log: new Logger('test', 'error'),
     ffmpeg: null,
+    headers: new InlineHeaderBuilder(),
     ...(resume ? { resume } : {}),
     checkpoint: () => void checkpoints++,
   });

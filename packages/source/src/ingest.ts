@@ -9,7 +9,7 @@ import {
   type ScanEvent,
   MatroskaScanner,
 } from '@mkvcast/shared';
-import type { LiveHeader } from './header.js';
+import { assembleLiveHeader, headerElements, type LiveHeader } from './header.js';
 import type { HeaderBuilder } from './headerBuilder.js';
 import { BlockForwarder } from './forwarder.js';
 import type { Piece } from './pieces.js';
@@ -73,6 +73,8 @@ export class StreamIngest {
   #docType = '';
   #elements = new Map<number, Buffer>();
   #header: LiveHeader | undefined;
+  /** The Info and Tracks last decoded, and the header built from them. */
+  #decoded: { info: Buffer; tracks: Buffer; header: LiveHeader } | undefined;
   /** Blocks to pieces, on a timeline whose offset is chosen again after each new EBML header (loop, chained stream). */
   readonly #forwarder: BlockForwarder;
   /** First output timestamp of the stream, ticks: media time 0. */
@@ -209,7 +211,7 @@ export class StreamIngest {
 
   async #openHeader(): Promise<void> {
     if (!this.#ebmlHeader) throw new CorruptStreamError('a Cluster came before the EBML header');
-    const header = await this.#options.headers.build(this.#ebmlHeader, this.#docType, this.#elements);
+    const header = await this.#buildHeader(this.#ebmlHeader);
     if (this.#abort.signal.aborted) return;
     this.#header = header;
     this.#phase = 'clusters';
@@ -220,6 +222,22 @@ export class StreamIngest {
     if (!this.#hub.openStream(this.name, header)) return;
     const codecs = header.tracks.map((t) => `${t.type} ${t.codec}`).join(', ');
     this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);
+  }
+
+  /**
+   * A looped file, or a publisher back with the same encoder, brings the
+   * Info and Tracks it had: decoded once, not on a worker at every pass (its
+   * thread may have ended, and takes ~0.3 s to start again).
+   */
+  async #buildHeader(ebmlHeader: Buffer): Promise<LiveHeader> {
+    const { info, tracks } = headerElements(this.#elements);
+    const last = this.#decoded;
+    if (last && last.info.equals(info) && last.tracks.equals(tracks)) {
+      return assembleLiveHeader(ebmlHeader, this.#docType, this.#elements, last.header);
+    }
+    const header = await this.#options.headers.build(ebmlHeader, this.#docType, this.#elements);
+    this.#decoded = { info, tracks, header };
+    return header;
   }
 
   /**

@@ -9,6 +9,8 @@ import { Logger, type StreamCheckpoint } from '@mkvcast/shared';
 import type { Hub } from '../src/hub.js';
 import { StreamIngest } from '../src/ingest.js';
 import { InlineHeaderBuilder } from '../src/headerDecode.js';
+import type { HeaderBuilder } from '../src/headerBuilder.js';
+import type { LiveHeader } from '../src/header.js';
 import type { SessionSource } from '../src/inputs/session.js';
 
 // ------------------------------------------------------------------ fixtures: every byte commented
@@ -262,15 +264,22 @@ interface Published {
 interface Run {
   published: Published[];
   checkpoints: number;
+  /** Every header the ingest opened the stream with. */
+  headers: LiveHeader[];
 }
 
 /** Ingests `chunks` as one unpaced session (or each of `sessions` in turn) and returns what it published. */
-async function ingest(chunks: Buffer[], resume?: StreamCheckpoint, sessions: Buffer[][] = [chunks]): Promise<Run> {
+async function ingest(
+  chunks: Buffer[],
+  resume?: StreamCheckpoint,
+  sessions: Buffer[][] = [chunks],
+  headerBuilder: HeaderBuilder = new InlineHeaderBuilder(),
+): Promise<Run> {
   const published: Published[] = [];
+  const headers: LiveHeader[] = [];
   let checkpoints = 0;
-  let opened = 0;
   const hub = {
-    openStream: () => opened++ === 0,
+    openStream: (_name: string, header: LiveHeader) => headers.push(header) === 1,
     publish: (_name: string, ts: number, keyframe: boolean, bytes: Uint8Array) => {
       const copy = Buffer.from(bytes);
       published.push({ ts, keyframe, bytes: copy, parsed: parseCluster(copy) });
@@ -283,7 +292,7 @@ async function ingest(chunks: Buffer[], resume?: StreamCheckpoint, sessions: Buf
     hub,
     log: new Logger('test', 'error'),
     ffmpeg: null,
-    headers: new InlineHeaderBuilder(),
+    headers: headerBuilder,
     ...(resume ? { resume } : {}),
     checkpoint: () => void checkpoints++,
   });
@@ -293,7 +302,7 @@ async function ingest(chunks: Buffer[], resume?: StreamCheckpoint, sessions: Buf
     close: () => undefined,
   };
   await stream.run(source, true);
-  return { published, checkpoints };
+  return { published, checkpoints, headers };
 }
 
 /** `input` cut at the given offsets. */
@@ -499,6 +508,24 @@ test('a loop seam: the track that ends last goes on without a hole, the other ke
     const steps = list.slice(1).map((x, i) => x - list[i]!);
     assert.deepEqual([...new Set(steps)].sort((a, b) => a - b), track === 1 ? [40, 60] : [20], `track ${track} steps`);
   }
+});
+
+test('a pass with the Info and Tracks of the pass before is not decoded again', async () => {
+  const inline = new InlineHeaderBuilder();
+  let decoded = 0;
+  const counting: HeaderBuilder = {
+    build: (...args) => (decoded++, inline.build(...args)),
+    close: async () => undefined,
+  };
+  const pass = loopPass();
+  const other = Buffer.from([...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_AV, ...CLUSTER_A]); // other Tracks
+  const run = await ingest([], undefined, [[pass], [pass], [other], [pass]], counting);
+  assert.equal(decoded, 3, 'the first pass, and each pass whose Tracks changed');
+  assert.equal(run.headers.length, 4);
+  assert.deepEqual(run.headers[1], run.headers[0], 'the same header again');
+  assert.deepEqual(run.headers[3], run.headers[0]);
+  assert.deepEqual(run.headers[2]!.tracks.map((t) => t.codec), ['V_VP8', 'A_OPUS']);
+  assert.ok(run.published.length > 0);
 });
 
 test('a BlockDuration (BlockGroup) and a laced block\'s frames count in where a track ends', async () => {

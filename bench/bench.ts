@@ -2,6 +2,7 @@
 // its edges) and, with --vs icecast, through Icecast 2.4 fed by ffmpeg, load each with the same
 // flash crowd from the load generator, and report delivery, CPU, memory and time to first byte
 // side by side. `npm run bench -- --ingest` measures ingest and IPC speed instead (ingest.ts).
+// `npm run bench -- --latency` measures end-to-end latency from a publisher's write (latency.ts).
 // Options: see options.ts.
 //
 // Each (server, player count) gets a fresh server, so one run's leftovers do not weigh on the
@@ -17,6 +18,7 @@ import { startIcecast } from './icecast.js';
 import { icecastSupport } from './icecastConfig.js';
 import type { Support } from './icecastConfig.js';
 import { runIngestBench } from './ingest.js';
+import { LATENCY_LEGEND, latencyTable, runLatencyBench } from './latency.js';
 import { clientsPerEdgeFor, startMkvcast } from './mkvcast.js';
 import { parseOptions, UsageError } from './options.js';
 import type { FanoutOptions, Options } from './options.js';
@@ -71,6 +73,7 @@ async function runFanoutBench(o: FanoutOptions): Promise<number> {
   const clip = o.clip ?? (await makeClip('webm-vp8-opus', { seconds: CLIP_SECONDS }));
   const rateBps = await streamRate(o, clip);
   process.stderr.write(`bench: clip ${clip} (${Math.round(rateBps / 1000)} kbit/s); servers: ${servers.join(', ')}\n`);
+  if (o.latency !== null) return latencyBench(o, clip, rateBps, icecast);
   const s: FanoutSettings = { joinMs: o.joinMs, durationS: o.durationS, warmupS: o.warmupS, rateBps, loadgens: o.loadgens, verbose: o.verbose };
 
   const rows: FanoutResult[] = [];
@@ -91,6 +94,21 @@ async function runFanoutBench(o: FanoutOptions): Promise<number> {
     }
   }
   printSummary(o, rows, failed, icecast);
+  return failed.some((f) => f.server === 'mkvcast') ? 1 : 0;
+}
+
+async function latencyBench(o: FanoutOptions, clip: string, rateBps: number, icecast: Support): Promise<number> {
+  const { rows, failed } = await runLatencyBench(o, { clip, rateBps, icecast });
+  let text = rows.length > 0 ? `\n${latencyTable(rows)}\n\n${LATENCY_LEGEND}\n` : '\n(no run completed)\n';
+  if (o.vs !== null && !icecast.ok) text += `\nIcecast NOT measured: ${icecast.reason}\n`;
+  for (const x of saturated(rows)) text += `\nWARNING: the load generator used ${x.cpuPct} % of a core in the ${x.server} run at ${x.players} players: it may be the bottleneck there.\n`;
+  for (const x of disturbed(rows)) text += `\nWARNING: other processes used ${x.otherCpuPct} % of a core during the ${x.server} run at ${x.players} players: its figures are disturbed.\n`;
+  for (const f of failed) text += `\nFAILED: ${f.server}${f.maxDelayMs === null ? '' : ` --max-delay ${f.maxDelayMs}`} at ${f.players} players: ${f.error}\n`;
+  const summary = {
+    type: 'summary', mode: 'latency', publisher: o.latency!.publisher, vs: icecast.ok ? 'icecast' : null,
+    ...(icecast.ok ? {} : { vsSkipped: icecast.reason }), players: o.players, runs: rows.length, failed,
+  };
+  process.stdout.write(`${text}\n${JSON.stringify(summary)}\n`);
   return failed.some((f) => f.server === 'mkvcast') ? 1 : 0;
 }
 
@@ -123,7 +141,8 @@ function printSummary(o: FanoutOptions, rows: FanoutResult[], failed: Summary['f
 function hardTimeoutMs(o: Options): number {
   if (o.mode === 'ingest') return (SETUP_S + 60 * o.runs * 3) * 1000;
   const perRunS = RUN_OVERHEAD_S + o.warmupS + o.joinMs / 1000 + o.durationS;
-  return (SETUP_S + perRunS * o.players.length * (o.vs === null ? 1 : 2)) * 1000;
+  const servers = (o.latency?.maxDelays.length ?? 1) + (o.vs === null ? 0 : 1);
+  return (SETUP_S + perRunS * o.players.length * servers) * 1000;
 }
 
 async function main(): Promise<number> {

@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { sleep, spawnTracked, stopChild } from './children.js';
-import type { LoadReport } from './loadgen.js';
+import type { LoadReport, MarkerPlayer } from './loadgen.js';
 import { mergeReports } from './merge.js';
 import type { MergedLoad } from './merge.js';
 import { cpuDelta, machineCpu, sample, tcpCounters, tcpDelta } from './procstats.js';
@@ -32,6 +32,8 @@ export interface FanoutResult {
   noBody: number;
   /** Players that received ≥ 90 % of the stream rate over the window. */
   keptUp: number | null;
+  /** Players still receiving at the end whose window bytes were within 10 % of the median's. */
+  keptUpLive: number;
   deliveredGbps: number;
   /** All server processes, share of one core over the window, in %. */
   serverCpuPct: number;
@@ -71,6 +73,10 @@ export interface FanoutResult {
   latencyMs?: unknown;
   windowS: number;
   details: Record<string, unknown>;
+  /** The sampled players' markers (latency bench); left out of the printed JSON. */
+  markers?: MarkerPlayer[];
+  /** Wall-clock ms (timeOrigin + now) of the window's start and end. */
+  windowWallMs: { start: number; end: number };
 }
 
 interface LoadRun {
@@ -89,6 +95,7 @@ interface LoadRun {
   /** Mean of the RSS samples taken inside the window. */
   windowRssBytes: number;
   reported: Record<string, unknown>;
+  windowWallMs: { start: number; end: number };
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
@@ -136,6 +143,7 @@ function summarize(name: ServerName, players: number, idleRss: number, run: Load
     closedEarly: report.closedEarly,
     noBody: report.noBody,
     keptUp: report.keptUp,
+    keptUpLive: report.keptUpLive,
     deliveredGbps: report.gbps,
     serverCpuPct: round1((serverCpuS / sampledS) * 100),
     serverCpuSecondsPerGbit: gigabits > 0 ? Math.round((serverCpuS / gigabits) * 1000) / 1000 : null,
@@ -153,10 +161,12 @@ function summarize(name: ServerName, players: number, idleRss: number, run: Load
     otherCpuPct: round1((otherS / sampledS) * 100),
     softirqCpuPct: round1(((m1.softirqS - m0.softirqS) / sampledS) * 100),
     windowS: report.windowS,
+    windowWallMs: run.windowWallMs,
     details: { ...details, status: report.status, burstBytes: report.burstBytes, timedOut: report.timedOut },
   };
   if (run.pubAfter.perPid.size > 0) result.publisherCpuPct = round1((publisherS / sampledS) * 100);
   if (run.reported['latencyMs'] !== undefined) result.latencyMs = run.reported['latencyMs'];
+  if (report.markers.length > 0) result.markers = report.markers;
   return result;
 }
 
@@ -177,7 +187,9 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
     spawnTracked(
       process.execPath,
       [LOADGEN, '--url', server.url, '--players', String(n), '--join-ms', String(s.joinMs),
-        '--duration-s', String(s.durationS), '--rate-bps', String(Math.round(s.rateBps))],
+        '--duration-s', String(s.durationS), '--rate-bps', String(Math.round(s.rateBps)),
+        ...(s.sampled ? ['--sampled', String(Math.ceil((s.sampled * n) / players))] : []),
+        ...(s.nextPath !== undefined ? ['--next-path', s.nextPath] : [])],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     ),
   );
@@ -192,6 +204,7 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
   let selfBefore = process.cpuUsage();
   let selfS = 0;
   let reported: Promise<Record<string, unknown>> = Promise.resolve({});
+  const windowWallMs = { start: 0, end: 0 };
   let peakRssBytes = 0;
   let windowRss = { sum: 0, n: 0 };
   const poll = setInterval(() => {
@@ -202,11 +215,13 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
   const limit = setTimeout(() => gens.forEach((g) => void stopChild(g, 1000)), s.joinMs + s.durationS * 1000 + LOADGEN_GRACE_MS);
   const onMarker = (line: string): void => {
     if (line === 'loadgen: window start') {
+      windowWallMs.start = performance.timeOrigin + performance.now();
       machineBefore = machineCpu();
       selfBefore = process.cpuUsage();
       before = sample(server.serverPids());
       pubBefore = sample(server.publisherPids());
     } else if (line === 'loadgen: window end') {
+      windowWallMs.end = performance.timeOrigin + performance.now();
       after = sample(server.serverPids());
       pubAfter = sample(server.publisherPids());
       machineAfter = machineCpu();
@@ -242,6 +257,6 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
     const report = mergeReports(lines.map((line) => JSON.parse(line) as LoadReport));
     const windowRssBytes = windowRss.n > 0 ? windowRss.sum / windowRss.n : (after as TreeSample).rssBytes;
     const samples = { before, after, pubBefore, pubAfter, machineBefore, machineAfter, selfS, windowRssBytes };
-    return { report, tcp, ...samples, peakRssBytes, reported: await reported };
+    return { report, tcp, ...samples, peakRssBytes, windowWallMs, reported: await reported };
   });
 }

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { isRunning, removeOnExit, spawnTracked, stopChild, tailOutput } from './children.js';
 import { freePort, get, poll } from './http.js';
 import { icecastXml, runAs } from './icecastConfig.js';
-import type { ServerUnderTest } from './server.js';
+import { startPublisher } from './mkvcast.js';
+import type { PublisherSpec, ServerUnderTest } from './server.js';
 
 const MOUNT = '/live.webm';
 const START_TIMEOUT_MS = 30_000;
@@ -24,6 +25,8 @@ export interface IcecastOptions {
   ffmpeg: string;
   clip: string;
   players: number;
+  /** The latency bench's publisher in place of ffmpeg (which then needs no clip). */
+  publisher?: PublisherSpec;
   verbose: boolean;
 }
 
@@ -46,8 +49,12 @@ export async function startIcecast(o: IcecastOptions): Promise<ServerUnderTest> 
   const server = serverOf(r);
   try {
     await waitFor(r, 'Icecast did not answer', async () => ((await get(`${r.base}/status-json.xsl`, 2000))?.status === 200 ? true : null));
-    r.publisher = spawnTracked(o.ffmpeg, publisherArgs(o.clip, r), { stdio: ['ignore', 'pipe', 'pipe'] });
-    r.publisherTail = tailOutput(r.publisher, 4000, o.verbose ? (line) => process.stderr.write(`[publisher] ${line}\n`) : undefined);
+    if (o.publisher !== undefined) {
+      r.publisher = startPublisher(o.publisher, { url: `${r.base}${MOUNT}`, password: r.password });
+    } else {
+      r.publisher = spawnTracked(o.ffmpeg, publisherArgs(o.clip, r), { stdio: ['ignore', 'pipe', 'pipe'] });
+      r.publisherTail = tailOutput(r.publisher, 4000, o.verbose ? (line) => process.stderr.write(`[publisher] ${line}\n`) : undefined);
+    }
     await waitFor(r, `the mount ${MOUNT} did not go live`, () => mountIsLive(r.base));
   } catch (err) {
     const detail = server.tail();
@@ -123,7 +130,7 @@ function tailOf(r: Running): string {
 
 function failureOf(r: Running): string | null {
   if (!isRunning(r.icecast)) return `icecast exited (${r.icecast.exitCode ?? r.icecast.signalCode})`;
-  if (r.publisher !== null && !isRunning(r.publisher)) return `the ffmpeg publisher exited (${r.publisher.exitCode ?? r.publisher.signalCode})`;
+  if (r.publisher !== null && !isRunning(r.publisher)) return `the publisher exited (${r.publisher.exitCode ?? r.publisher.signalCode})`;
   return null;
 }
 

@@ -2,14 +2,20 @@
 // they receive. It keeps no data, only lengths, so one process can take gigabits per second.
 //
 //   node build/bench/loadgen.js --url http://127.0.0.1:PORT/live/x --players N
-//        [--join-ms 1000] [--duration-s 10] [--rate-bps 500000]
+//        [--join-ms 1000] [--duration-s 10] [--rate-bps 500000] [--sampled N [--next-path P]]
 //
 // Timeline: players connect spread evenly over the join window; the measuring window follows
 // it for duration-s. Bytes that arrive during the join window (each player's start burst) are
 // counted apart from the window's, so the window shows the steady, real-time rate. Prints one
 // JSON line on stdout; progress markers ("loadgen: window start|end") go to stderr.
+//
+// --sampled N (the latency bench): N players spread over the crowd search their bytes for the
+// publisher's frame markers (marker.ts) and note when each arrives; the others only count bytes,
+// as searching every player's bytes would make this process what players wait on. With
+// --next-path, every other sampled player asks for that path (e.g. ?start=next) instead.
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { MARKER_BYTES, MARKER_MAGIC } from './marker.js';
 import { percentile } from './merge.js';
 
 const MAX_PLAYERS = 20_000;
@@ -21,6 +27,10 @@ const MAX_HEADER_BYTES = 16 * 1024;
 const HARD_TIMEOUT_GRACE_MS = 15_000;
 /** Players within this fraction of the expected byte count are keeping up (real time). */
 const KEPT_UP_FRACTION = 0.9;
+/** A player that received nothing in this last stretch of the window is no longer receiving. */
+const STILL_RECEIVING_MS = 1000;
+/** Markers a sampled player notes, at most (25 fps for 10 minutes). */
+const MAX_ARRIVALS = 15_000;
 
 interface Options {
   host: string;
@@ -31,6 +41,8 @@ interface Options {
   joinMs: number;
   durationS: number;
   rateBps: number | null;
+  sampled: number;
+  nextPath: string | null;
 }
 
 class UsageError extends Error {}
@@ -52,6 +64,8 @@ function parseOptions(argv: string[]): Options {
       'join-ms': { type: 'string' },
       'duration-s': { type: 'string' },
       'rate-bps': { type: 'string' },
+      sampled: { type: 'string' },
+      'next-path': { type: 'string' },
     },
   });
   if (values.url === undefined) throw new UsageError('--url is required');
@@ -71,7 +85,22 @@ function parseOptions(argv: string[]): Options {
     joinMs: numberOption(values['join-ms'], 'join-ms', 1000, 0, MAX_JOIN_MS),
     durationS: numberOption(values['duration-s'], 'duration-s', 10, 0.1, MAX_DURATION_S),
     rateBps: rate > 0 ? rate : null,
+    sampled: Math.floor(numberOption(values.sampled, 'sampled', 0, 0, MAX_PLAYERS)),
+    nextPath: values['next-path'] ?? null,
   };
+}
+
+/** What a sampled player saw of the publisher's markers. Times are wall ms (timeOrigin + now). */
+export interface MarkerPlayer {
+  /** Whether it asked for --next-path. */
+  next: boolean;
+  /** When it began to connect. */
+  startMs: number;
+  /** The first marker it received, and when: where it joined the stream. */
+  firstSeq: number | null;
+  firstMs: number | null;
+  /** Markers received in the measuring window: seq, ms, seq, ms, … */
+  arrivals: number[];
 }
 
 /** The JSON line printed on stdout. */
@@ -98,6 +127,13 @@ export interface LoadReport {
   rateBps: number | null;
   /** Players that received at least 90 % of rate × window in the window; null without a rate. */
   keptUp: number | null;
+  /**
+   * Players still receiving as the window ended (a byte in its last second, not closed) whose
+   * window bytes were within 10 % of the median player's.
+   */
+  keptUpLive: number;
+  /** --sampled players' markers; empty without --sampled. */
+  markers: MarkerPlayer[];
   /** From the start of connect to the first body byte. */
   ttfbMs: { p50: number | null; p99: number | null; max: number | null };
   /** Every player's TTFB (0.1 ms steps, ascending), so that several load generators' can be merged. */
@@ -140,12 +176,52 @@ class Player {
   connected = false;
   failed = false;
   closedEarly = false;
+  lastByteMs = 0;
+  probe: Probe | null = null;
+}
+
+/** A sampled player's marker search: the last bytes of its previous read, for markers cut in two. */
+class Probe {
+  readonly tail = Buffer.alloc(MARKER_BYTES - 1);
+  tailLength = 0;
+  readonly out: MarkerPlayer;
+  constructor(next: boolean) {
+    this.out = { next, startMs: performance.timeOrigin + performance.now(), firstSeq: null, firstMs: null, arrivals: [] };
+  }
+
+  /** Notes every marker in `body`, received now; `inWindow` says whether to keep its arrival. */
+  scan(body: Buffer, inWindow: boolean): void {
+    const nowMs = performance.timeOrigin + performance.now();
+    if (this.tailLength > 0) {
+      // Only a marker that starts in the tail: one inside the body is found below.
+      const seam = Buffer.concat([this.tail.subarray(0, this.tailLength), body.subarray(0, MARKER_BYTES - 1)]);
+      const at = seam.indexOf(MARKER_MAGIC);
+      if (at >= 0 && at < this.tailLength && at + MARKER_BYTES <= seam.length) this.#found(seam.readUInt32BE(at + MARKER_MAGIC.length), nowMs, inWindow);
+    }
+    for (let at = body.indexOf(MARKER_MAGIC); at >= 0 && at + MARKER_BYTES <= body.length; at = body.indexOf(MARKER_MAGIC, at + MARKER_BYTES)) {
+      this.#found(body.readUInt32BE(at + MARKER_MAGIC.length), nowMs, inWindow);
+    }
+    const k = MARKER_BYTES - 1;
+    const last = body.length >= k ? body.subarray(body.length - k) : Buffer.concat([this.tail.subarray(0, this.tailLength), body]).subarray(-k);
+    last.copy(this.tail);
+    this.tailLength = last.length;
+  }
+
+  #found(seq: number, nowMs: number, inWindow: boolean): void {
+    const o = this.out;
+    if (o.firstSeq === null) {
+      o.firstSeq = seq;
+      o.firstMs = nowMs;
+    }
+    if (inWindow && o.arrivals.length < 2 * MAX_ARRIVALS) o.arrivals.push(seq, Math.round(nowMs * 100) / 100);
+  }
 }
 
 class LoadGen {
   readonly #o: Options;
   readonly #players: Player[] = [];
   readonly #request: Buffer;
+  readonly #nextRequest: Buffer | null;
   readonly #errorCodes: Record<string, number> = {};
   #phase = Phase.Join;
   #startMs = 0;
@@ -159,10 +235,10 @@ class LoadGen {
 
   constructor(o: Options) {
     this.#o = o;
-    this.#request = Buffer.from(
-      `GET ${o.path} HTTP/1.1\r\nHost: ${o.hostHeader}\r\nUser-Agent: mkvcast-loadgen\r\n\r\n`,
-      'latin1',
-    );
+    const request = (path: string): Buffer =>
+      Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${o.hostHeader}\r\nUser-Agent: mkvcast-loadgen\r\n\r\n`, 'latin1');
+    this.#request = request(o.path);
+    this.#nextRequest = o.nextPath === null ? null : request(o.nextPath);
   }
 
   run(): Promise<LoadReport> {
@@ -194,8 +270,17 @@ class LoadGen {
   #launch(): void {
     const p = new Player();
     this.#players.push(p);
-    this.#launched++;
+    const index = this.#launched++;
     p.startMs = performance.now();
+    let request = this.#request;
+    const { players, sampled } = this.#o;
+    // Sampled players spread evenly over the crowd, so that they join early and late.
+    if (sampled > 0 && Math.floor(((index + 1) * sampled) / players) > Math.floor((index * sampled) / players)) {
+      const k = Math.floor((index * sampled) / players);
+      const next = this.#nextRequest !== null && k % 2 === 1;
+      p.probe = new Probe(next);
+      if (next) request = this.#nextRequest!;
+    }
     const socket = net.connect({
       host: this.#o.host,
       port: this.#o.port,
@@ -206,7 +291,7 @@ class LoadGen {
     socket.once('connect', () => {
       p.connected = true;
       p.connectMs = performance.now() - p.startMs;
-      socket.write(this.#request);
+      socket.write(request);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (this.#phase === Phase.Done || p.failed) return;
@@ -226,8 +311,11 @@ class LoadGen {
       body = this.#readHead(p, buf, n);
       if (body <= 0) return true;
     }
+    const now = performance.now();
+    p.lastByteMs = now;
+    if (p.probe !== null) p.probe.scan(Buffer.from(buf.buffer, buf.byteOffset + n - body, body), this.#phase === Phase.Window);
     if (p.ttfbMs === null) {
-      p.ttfbMs = performance.now() - p.startMs;
+      p.ttfbMs = now - p.startMs;
       if (++this.#firstBytes === this.#o.players) this.#crowdCpu = this.#cpuSinceStart();
     }
     // Chunked transfer coding, if any, is counted with the body: a few bytes per chunk.
@@ -302,6 +390,10 @@ class LoadGen {
     const inWindow = pad(players.map((p) => p.windowBytes)).sort((a, b) => a - b);
     const ttfb = players.flatMap((p) => (p.ttfbMs === null ? [] : [p.ttfbMs])).sort((a, b) => a - b);
     const need = o.rateBps === null ? null : (KEPT_UP_FRACTION * o.rateBps * windowS) / 8;
+    const medianWindow = percentile(inWindow, 0.5) ?? 0;
+    const live = players.filter(
+      (p) => !p.closedEarly && !p.failed && p.lastByteMs >= this.#windowEndMs - STILL_RECEIVING_MS && p.windowBytes >= KEPT_UP_FRACTION * medianWindow,
+    ).length;
     const cpu = process.cpuUsage();
     const round = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
     return {
@@ -321,6 +413,8 @@ class LoadGen {
       perPlayerWindowBytes: { min: inWindow[0] ?? 0, p50: percentile(inWindow, 0.5) ?? 0 },
       rateBps: o.rateBps,
       keptUp: need === null ? null : players.filter((p) => p.windowBytes >= need).length,
+      keptUpLive: live,
+      markers: players.flatMap((p) => (p.probe === null ? [] : [p.probe.out])),
       ttfbMs: { p50: round(percentile(ttfb, 0.5)), p99: round(percentile(ttfb, 0.99)), max: round(ttfb.at(-1) ?? null) },
       ttfbSamplesMs: ttfb.map((x) => Math.round(x * 10) / 10),
       connectSamplesMs: players

@@ -1,6 +1,6 @@
 // One crowd may come from several load generator processes (one process's connects and reads
 // can be what players wait on): their reports, added up as if one process had sent them all.
-import type { LoadReport } from './loadgen.js';
+import type { LoadReport, MarkerPlayer } from './loadgen.js';
 
 /** Nearest-rank percentile of an ascending array; null when empty. */
 export function percentile(sorted: readonly number[], p: number): number | null {
@@ -20,6 +20,10 @@ export interface MergedLoad {
   burstBytes: number;
   windowBytes: number;
   keptUp: number | null;
+  /** Players still receiving at the end, window bytes within 10 % of their process's median. */
+  keptUpLive: number;
+  /** Sampled players' markers (the latency bench). */
+  markers: MarkerPlayer[];
   ttfbMs: { p50: number | null; p99: number | null; max: number | null };
   /** TCP connect (the kernel's handshake) of the players that connected. */
   connectMs: { p50: number | null; p99: number | null; max: number | null };
@@ -68,6 +72,8 @@ export function mergeReports(reports: readonly LoadReport[]): MergedLoad {
     burstBytes: sum((r) => r.burstBytes),
     windowBytes,
     keptUp: reports.some((r) => r.keptUp === null) ? null : sum((r) => r.keptUp!),
+    keptUpLive: sum((r) => r.keptUpLive),
+    markers: reports.flatMap((r) => r.markers),
     ttfbMs: spread(ttfb),
     connectMs: spread(connect),
     windowS,

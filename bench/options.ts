@@ -6,6 +6,10 @@
 //   node build/bench/bench.js --crowd 5000 [same options]
 //        a flash crowd: --players 5000 from 2 load generators, a 3 s window; what it is about
 //        is TTFB p50/p99/max and the kernel's listen-queue drops (any flag above overrides).
+//   node build/bench/bench.js --latency [--players 100,1000,4000] [--max-delay 50 | 0,20,50,100]
+//        [--publisher progressive|cluster] [--sampled 40] [same options]
+//        end-to-end latency, publisher write to player socket, mkvcast (one run per --max-delay)
+//        and Icecast side by side (latency.ts).
 //   node build/bench/bench.js --ingest [--ingest-mb 256] [--runs 5] [--ingest-input file.mkv] [--tiny]
 import { parseArgs } from 'node:util';
 import { DEFAULT_MASTER } from './mkvcast.js';
@@ -26,8 +30,18 @@ export interface FanoutOptions {
   clip: string | null;
   master: string;
   icecastBin: string | null;
+  /** --latency: the end-to-end latency bench; null: the fan-out bench. */
+  latency: LatencyOptions | null;
   tiny: boolean;
   verbose: boolean;
+}
+
+export interface LatencyOptions {
+  publisher: 'progressive' | 'cluster';
+  /** mkvcast runs, one per --max-delay value (ms); null: the server's default. */
+  maxDelays: (number | null)[];
+  /** Players per run that search their bytes for markers. */
+  sampled: number;
 }
 
 export interface IngestOptions {
@@ -71,6 +85,10 @@ export function parseOptions(argv: string[]): Options {
       master: { type: 'string' },
       'icecast-bin': { type: 'string' },
       ingest: { type: 'boolean', default: false },
+      latency: { type: 'boolean', default: false },
+      publisher: { type: 'string' },
+      'max-delay': { type: 'string' },
+      sampled: { type: 'string' },
       'ingest-mb': { type: 'string' },
       'ipc-mb': { type: 'string' },
       runs: { type: 'string' },
@@ -94,10 +112,16 @@ export function parseOptions(argv: string[]): Options {
     };
   }
   if (values.vs !== undefined && values.vs !== 'icecast') throw new UsageError(`--vs: only icecast is supported, not ${values.vs}`);
-  const vs = values.vs === 'icecast' ? 'icecast' : null;
+  const latency = values.latency === true ? latencyOptions(values, tiny) : null;
+  if (latency === null && (values.publisher ?? values['max-delay'] ?? values.sampled) !== undefined) {
+    throw new UsageError('--publisher, --max-delay and --sampled go with --latency');
+  }
+  // The latency bench is a comparison: Icecast is measured whenever it can be.
+  const vs = values.vs === 'icecast' || latency !== null ? 'icecast' : null;
   if (values.crowd !== undefined && values.players !== undefined) throw new UsageError('--crowd N is --players N: give one of them');
   const crowd = values.crowd === undefined ? null : Math.floor(num(values.crowd, 'crowd', 0, 1, MAX_PLAYERS));
-  const defaultPlayers = crowd !== null ? String(crowd) : tiny ? '20' : vs === 'icecast' ? '1000,2000,4000' : '1000,4000';
+  const defaultPlayers =
+    crowd !== null ? String(crowd) : tiny ? (latency !== null ? '10' : '20') : latency !== null ? '100,1000,4000' : vs === 'icecast' ? '1000,2000,4000' : '1000,4000';
   const players = (values.players ?? defaultPlayers).split(',').map((s) => Math.floor(num(s.trim(), 'players', 0, 1, MAX_PLAYERS)));
   const cpe = values['clients-per-edge'];
   return {
@@ -113,7 +137,15 @@ export function parseOptions(argv: string[]): Options {
     clip: values.clip ?? null,
     master: values.master ?? DEFAULT_MASTER,
     icecastBin: values['icecast-bin'] ?? null,
+    latency,
     tiny,
     verbose,
   };
+}
+
+function latencyOptions(values: { publisher?: string; 'max-delay'?: string; sampled?: string }, tiny: boolean): LatencyOptions {
+  const publisher = values.publisher ?? 'progressive';
+  if (publisher !== 'progressive' && publisher !== 'cluster') throw new UsageError(`--publisher: progressive or cluster, not ${publisher}`);
+  const maxDelays = values['max-delay'] === undefined ? [null] : values['max-delay'].split(',').map((v) => Math.floor(num(v.trim(), 'max-delay', 0, 0, 10_000)));
+  return { publisher, maxDelays, sampled: Math.floor(num(values.sampled, 'sampled', tiny ? 10 : 40, 1, 1000)) };
 }

@@ -34,7 +34,7 @@ export interface Summary {
 /** Share of one core (%) other processes may use during a window before the run is flagged. */
 export const DISTURBED_OTHER_CPU_PCT = 25;
 
-const fmt = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : String(x));
+export const fmt = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : String(x));
 
 function latencyCell(r: FanoutResult): string {
   const l = r.latencyMs as { p50?: unknown; p99?: unknown } | undefined;
@@ -46,7 +46,7 @@ function loadgenCell(r: FanoutResult): string {
   return `${r.loadgenCpuPct} / ${r.loadgenCrowdCpuPct}${r.loadgens > 1 ? ` (x${r.loadgens})` : ''}`;
 }
 
-function grid(head: string[], body: string[][]): string {
+export function grid(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (row: string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');

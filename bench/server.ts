@@ -29,5 +29,18 @@ export interface FanoutSettings {
   rateBps: number;
   /** Load generator processes to split the players over. */
   loadgens: number;
+  /** Load generator players that search their bytes for the publisher's markers (latency bench). */
+  sampled?: number;
+  /** A second path for every other sampled player (mkvcast's ?start=next). */
+  nextPath?: string;
+  verbose: boolean;
+}
+
+/** A publisher process the bench starts against a server (the latency bench's, in publisher.ts). */
+export interface PublisherSpec {
+  /** Node arguments, given where to publish: a URL and, for Icecast, its source password. */
+  args(target: { url: string; password: string | null }): string[];
+  /** Each stdout line it prints. */
+  onLine(line: string): void;
   verbose: boolean;
 }

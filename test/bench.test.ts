@@ -106,6 +106,33 @@ describe('npm run bench', () => {
     assert.equal(runs[0]!['loadgens'], 2);
   });
 
+  it('--latency --tiny reports write-to-receive latency, kept-up players and join points', { timeout: RUN_TIMEOUT_MS + 10_000 }, async (t) => {
+    const result = await runBench(['--latency', '--tiny', '--players', '10', '--duration-s', '3']);
+    const { summary } = runsAndSummary(result);
+    assert.equal(summary['mode'], 'latency');
+    const rows = result.json.filter((j) => j['type'] === 'latency');
+    const spreadOk = (s: Record<string, unknown>): boolean => isNumber(s['p50']) && isNumber(s['p99']) && isNumber(s['max']) && (s['n'] as number) > 0;
+    for (const row of rows) {
+      const why = String(row['server']);
+      checkRun(row, why);
+      assert.ok(spreadOk(row['e2eMs'] as Record<string, unknown>), `${why}: e2eMs ${JSON.stringify(row['e2eMs'])}`);
+      assert.equal(row['sampled'], 10, why);
+      assert.ok((row['sampledReceiving'] as number) > 0, why);
+      assert.ok(isNumber(row['keptUpLive']), why);
+      assert.ok(isNumber(row['publisherCpuPct']), `${why}: the publisher is reported apart`);
+    }
+    assert.equal(rows[0]!['server'], 'mkvcast');
+    const join = rows[0]!['join'] as Record<string, Record<string, Record<string, unknown>>>;
+    for (const mode of ['newest', 'next']) assert.ok(spreadOk(join[mode]!['behindMs']!), `join ${mode}: ${JSON.stringify(join[mode])}`);
+    if (summary['vs'] === null) {
+      assert.equal(typeof summary['vsSkipped'], 'string');
+      assert.equal(rows.length, 1);
+      t.diagnostic(`Icecast not measured: ${String(summary['vsSkipped'])}`);
+    } else {
+      assert.deepEqual(rows.map((r) => r['server']), ['mkvcast', 'icecast']);
+    }
+  });
+
   it('--ingest --tiny reports scanner, segmenter and IPC speeds', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
     const result = await runBench(['--ingest', '--tiny']);
     assert.equal(result.code, 0, result.stderr);

@@ -162,7 +162,7 @@ function summarize(name: ServerName, players: number, idleRss: number, run: Load
     softirqCpuPct: round1(((m1.softirqS - m0.softirqS) / sampledS) * 100),
     windowS: report.windowS,
     windowWallMs: run.windowWallMs,
-    details: { ...details, status: report.status, burstBytes: report.burstBytes, timedOut: report.timedOut },
+    details: { ...details, status: report.status, burstBytes: report.burstBytes, timedOut: report.timedOut, laggards: report.laggards },
   };
   if (run.pubAfter.perPid.size > 0) result.publisherCpuPct = round1((publisherS / sampledS) * 100);
   if (run.reported['latencyMs'] !== undefined) result.latencyMs = run.reported['latencyMs'];

@@ -132,6 +132,8 @@ export interface LoadReport {
    * window bytes were within 10 % of the median player's.
    */
   keptUpLive: number;
+  /** Up to 10 players that did not keep up, for a diagnosis: window bytes, ms since their last byte, median. */
+  laggards: { windowBytes: number; lastByteAgoMs: number; closedEarly: boolean; index: number; medianWindowBytes: number }[];
   /** --sampled players' markers; empty without --sampled. */
   markers: MarkerPlayer[];
   /** From the start of connect to the first body byte. */
@@ -390,10 +392,18 @@ class LoadGen {
     const inWindow = pad(players.map((p) => p.windowBytes)).sort((a, b) => a - b);
     const ttfb = players.flatMap((p) => (p.ttfbMs === null ? [] : [p.ttfbMs])).sort((a, b) => a - b);
     const need = o.rateBps === null ? null : (KEPT_UP_FRACTION * o.rateBps * windowS) / 8;
-    const medianWindow = percentile(inWindow, 0.5) ?? 0;
-    const live = players.filter(
-      (p) => !p.closedEarly && !p.failed && p.lastByteMs >= this.#windowEndMs - STILL_RECEIVING_MS && p.windowBytes >= KEPT_UP_FRACTION * medianWindow,
-    ).length;
+    // Players that asked for --next-path wait for a keyframe, and one that joined late in the
+    // join window may get its first byte inside the window: each kind is held to its own median.
+    const medianOf = (next: boolean): number =>
+      percentile(players.filter((p) => (p.probe?.out.next ?? false) === next).map((p) => p.windowBytes).sort((a, b) => a - b), 0.5) ?? 0;
+    const medians = { plain: medianOf(false), next: medianOf(true) };
+    const medianFor = (p: Player): number => (p.probe?.out.next === true ? medians.next : medians.plain);
+    const keeps = (p: Player): boolean =>
+      !p.closedEarly && !p.failed && p.lastByteMs >= this.#windowEndMs - STILL_RECEIVING_MS && p.windowBytes >= KEPT_UP_FRACTION * medianFor(p);
+    const live = players.filter(keeps).length;
+    const laggards = players.flatMap((p, index) => (keeps(p) ? [] : [{
+      windowBytes: p.windowBytes, lastByteAgoMs: Math.round(this.#windowEndMs - p.lastByteMs), closedEarly: p.closedEarly, index, medianWindowBytes: medianFor(p),
+    }])).slice(0, 10);
     const cpu = process.cpuUsage();
     const round = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
     return {
@@ -414,6 +424,7 @@ class LoadGen {
       rateBps: o.rateBps,
       keptUp: need === null ? null : players.filter((p) => p.windowBytes >= need).length,
       keptUpLive: live,
+      laggards,
       markers: players.flatMap((p) => (p.probe === null ? [] : [p.probe.out])),
       ttfbMs: { p50: round(percentile(ttfb, 0.5)), p99: round(percentile(ttfb, 0.99)), max: round(ttfb.at(-1) ?? null) },
       ttfbSamplesMs: ttfb.map((x) => Math.round(x * 10) / 10),

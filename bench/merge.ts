@@ -22,6 +22,7 @@ export interface MergedLoad {
   keptUp: number | null;
   /** Players still receiving at the end, window bytes within 10 % of their process's median. */
   keptUpLive: number;
+  laggards: LoadReport['laggards'];
   /** Sampled players' markers (the latency bench). */
   markers: MarkerPlayer[];
   ttfbMs: { p50: number | null; p99: number | null; max: number | null };
@@ -73,6 +74,7 @@ export function mergeReports(reports: readonly LoadReport[]): MergedLoad {
     windowBytes,
     keptUp: reports.some((r) => r.keptUp === null) ? null : sum((r) => r.keptUp!),
     keptUpLive: sum((r) => r.keptUpLive),
+    laggards: reports.flatMap((r) => r.laggards).slice(0, 10),
     markers: reports.flatMap((r) => r.markers),
     ttfbMs: spread(ttfb),
     connectMs: spread(connect),

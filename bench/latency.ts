@@ -21,6 +21,8 @@ const PUBLISHER = fileURLToPath(new URL('./publisher.js', import.meta.url));
 const MAX_WRITES = 60_000;
 /** The publisher stops on its own this long after the planned end of a run. */
 const PUBLISHER_SPARE_S = 120;
+/** Frames written this close to the window's end are left out of the latency (see latencyOf). */
+const FRAMES_GRACE_MS = 1000;
 
 export interface Spread {
   p50: number | null;
@@ -72,14 +74,20 @@ function joinOf(players: MarkerPlayer[], writes: Map<number, number>): JoinFigur
   return { players: wait.length, behindMs: spread(behind), waitMs: spread(wait) };
 }
 
-function latencyOf(markers: MarkerPlayer[], writes: Map<number, number>): { e2e: Spread; receiving: number } {
+/**
+ * Latency of the frames written in the window, but its last second: older frames arrive in a
+ * late joiner's start burst (Icecast's burst-on-connect, mkvcast's newest GOP) and are no measure
+ * of live delivery; the last second's might arrive after the players stop and slip out unseen.
+ */
+function latencyOf(markers: MarkerPlayer[], writes: Map<number, number>, window: { start: number; end: number }): { e2e: Spread; receiving: number } {
   const lat: number[] = [];
+  const until = window.end - Math.min(FRAMES_GRACE_MS, (window.end - window.start) / 2);
   let receiving = 0;
   for (const p of markers) {
     if (p.arrivals.length > 0) receiving++;
     for (let i = 0; i + 1 < p.arrivals.length; i += 2) {
       const written = writes.get(p.arrivals[i]!);
-      if (written !== undefined) lat.push(p.arrivals[i + 1]! - written);
+      if (written !== undefined && written >= window.start && written <= until) lat.push(p.arrivals[i + 1]! - written);
     }
   }
   return { e2e: spread(lat), receiving };
@@ -128,7 +136,7 @@ async function runOne(o: FanoutOptions, l: LatencySettings, run: Run, players: n
   try {
     const details = run.name === 'mkvcast' ? { edges: o.edges, clientsPerEdge: clientsPerEdgeFor({ ...o, players }) } : {};
     const { markers = [], ...result } = await measureFanout(server, players, s, details);
-    const { e2e, receiving } = latencyOf(markers, writes);
+    const { e2e, receiving } = latencyOf(markers, writes, result.windowWallMs);
     const row: LatencyRow = {
       type: 'latency', ...result, publisher: lat.publisher, maxDelayMs: run.maxDelayMs,
       sampled: markers.length, sampledReceiving: receiving, e2eMs: e2e,

@@ -128,12 +128,12 @@ export interface LoadReport {
   /** Players that received at least 90 % of rate × window in the window; null without a rate. */
   keptUp: number | null;
   /**
-   * Players still receiving as the window ended (a byte in its last second, not closed) whose
-   * window bytes were within 10 % of the median player's.
+   * Players still receiving as the window ended (a byte in its last second, not closed) that got
+   * at least 90 % of the median player's bytes per second in the window.
    */
   keptUpLive: number;
-  /** Up to 10 players that did not keep up, for a diagnosis: window bytes, ms since their last byte, median. */
-  laggards: { windowBytes: number; lastByteAgoMs: number; closedEarly: boolean; index: number; medianWindowBytes: number }[];
+  /** Up to 10 players that did not keep up, for a diagnosis. */
+  laggards: { windowBytes: number; lastByteAgoMs: number; closedEarly: boolean; index: number; bytesPerS: number; medianBytesPerS: number }[];
   /** --sampled players' markers; empty without --sampled. */
   markers: MarkerPlayer[];
   /** From the start of connect to the first body byte. */
@@ -392,17 +392,19 @@ class LoadGen {
     const inWindow = pad(players.map((p) => p.windowBytes)).sort((a, b) => a - b);
     const ttfb = players.flatMap((p) => (p.ttfbMs === null ? [] : [p.ttfbMs])).sort((a, b) => a - b);
     const need = o.rateBps === null ? null : (KEPT_UP_FRACTION * o.rateBps * windowS) / 8;
-    // Players that asked for --next-path wait for a keyframe, and one that joined late in the
-    // join window may get its first byte inside the window: each kind is held to its own median.
-    const medianOf = (next: boolean): number =>
-      percentile(players.filter((p) => (p.probe?.out.next ?? false) === next).map((p) => p.windowBytes).sort((a, b) => a - b), 0.5) ?? 0;
-    const medians = { plain: medianOf(false), next: medianOf(true) };
-    const medianFor = (p: Player): number => (p.probe?.out.next === true ? medians.next : medians.plain);
+    // Bytes per second from the window's start, or from the first frame if it came later: a player
+    // that asked for --next-path late in the join window waits for a keyframe inside the window.
+    const rateOf = (p: Player): number => {
+      const firstFrame = p.probe?.out.firstMs == null ? 0 : p.probe.out.firstMs - performance.timeOrigin;
+      const from = Math.max(this.#windowStartMs, firstFrame);
+      return this.#windowEndMs - from > 0 ? (p.windowBytes * 1000) / (this.#windowEndMs - from) : 0;
+    };
+    const medianRate = percentile(players.map(rateOf).sort((a, b) => a - b), 0.5) ?? 0;
     const keeps = (p: Player): boolean =>
-      !p.closedEarly && !p.failed && p.lastByteMs >= this.#windowEndMs - STILL_RECEIVING_MS && p.windowBytes >= KEPT_UP_FRACTION * medianFor(p);
+      !p.closedEarly && !p.failed && p.lastByteMs >= this.#windowEndMs - STILL_RECEIVING_MS && rateOf(p) >= KEPT_UP_FRACTION * medianRate;
     const live = players.filter(keeps).length;
     const laggards = players.flatMap((p, index) => (keeps(p) ? [] : [{
-      windowBytes: p.windowBytes, lastByteAgoMs: Math.round(this.#windowEndMs - p.lastByteMs), closedEarly: p.closedEarly, index, medianWindowBytes: medianFor(p),
+      windowBytes: p.windowBytes, lastByteAgoMs: Math.round(this.#windowEndMs - p.lastByteMs), closedEarly: p.closedEarly, index, bytesPerS: Math.round(rateOf(p)), medianBytesPerS: Math.round(medianRate),
     }])).slice(0, 10);
     const cpu = process.cpuUsage();
     const round = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);

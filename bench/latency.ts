@@ -204,9 +204,10 @@ export function latencyTable(rows: LatencyRow[]): string {
 
 export const LATENCY_LEGEND = [
   'write→receive: wall time at which a sampled player read a video frame\'s marker minus the time the publisher',
-  'wrote that frame into its socket (both processes on this machine), over every marker received in the window.',
+  'wrote that frame into its socket (both processes on this machine), over the frames written in the window but',
+  'its last second (older ones arrive in late joiners\' start bursts).',
   'sampled: players that searched their bytes for markers / of them, those that got markers in the window.',
-  'kept up: players still receiving in the window\'s last second whose window bytes were >= 90 % of the median.',
+  'kept up: players still receiving in the window\'s last second with >= 90 % of the median player\'s bytes/s.',
   'CPU s/Gbit: core-seconds of the server\'s whole process tree per delivered Gbit (publisher apart: "pub").',
   'join: a joining player\'s first frame, its arrival minus its write (how far behind live it starts); "next"',
   'players asked ?start=next (they wait for the next keyframe: "wait" is connect to first frame). /stats: the',

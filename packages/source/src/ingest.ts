@@ -36,6 +36,10 @@ const VIDEO_SPLIT_MS = 250;
 
 type Phase = 'ebml' | 'header' | 'clusters';
 
+/** How far ahead a checkpoint promises (see StreamIngest.#checkpoint). */
+const CHECKPOINT_AHEAD_MS = 1000;
+const CHECKPOINT_AHEAD_SEGMENTS = 256;
+
 export interface IngestOptions {
   /** Release media in real time (files); live inputs are taken as they come. */
   paced: boolean;
@@ -67,6 +71,8 @@ export class StreamIngest {
   readonly #pacer: Pacer;
   /** The header as last sent in a checkpoint. */
   #checkpointed: HeaderMessage | undefined;
+  /** What the last checkpoint promised: no Segment at or past this seq, or ending past these ticks. */
+  #promised = { seq: -1, ticks: -1 };
   readonly #abort = new AbortController();
   #phase: Phase = 'ebml';
   #ebmlHeader: Buffer | undefined;
@@ -250,17 +256,30 @@ export class StreamIngest {
     const ts = ((piece.timestamp - this.#origin) * header.timestampScale) / 1e6;
     const waited = await this.#pacer.wait(ts, this.#abort.signal).catch(() => false);
     if (this.#abort.signal.aborted) return;
-    this.#checkpoint();
+    this.#checkpoint(header);
     this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes, waited ? Date.now() : scannedAt);
   }
 
-  /** The stream's state once the next Segment is out; the header only when it changed. */
-  #checkpoint(): void {
+  /**
+   * Tells the master how far this stream will have gone once the next Segment
+   * is out, before it goes. A checkpoint promises ahead (CHECKPOINT_AHEAD_MS
+   * of media, CHECKPOINT_AHEAD_SEGMENTS numbers), so the next one is due only
+   * when a Segment would break that promise: about one message a second, not
+   * one per piece (a piece per frame made them the master's main work). A
+   * restarted source starts from the promise: timestamps and numbers skip
+   * ahead a little, and never go back.
+   */
+  #checkpoint(live: LiveHeader): void {
     const state = this.#hub.state(this.name);
     if (!state) return;
     const { header, nextSeq } = state;
     const changed = header !== this.#checkpointed;
+    if (!changed && nextSeq < this.#promised.seq && this.#last <= this.#promised.ticks) return;
     this.#checkpointed = header;
+    this.#promised = {
+      seq: nextSeq + CHECKPOINT_AHEAD_SEGMENTS,
+      ticks: this.#last + Math.round((CHECKPOINT_AHEAD_MS * 1e6) / live.timestampScale),
+    };
     this.#options.checkpoint({
       type: 'checkpoint',
       stream: this.name,
@@ -269,8 +288,8 @@ export class StreamIngest {
       docType: header.docType,
       tracks: header.tracks,
       ...(changed ? { header: Buffer.from(header.bytes).toString('base64') } : {}),
-      nextSeq: nextSeq + 1,
-      lastTicks: this.#last,
+      nextSeq: this.#promised.seq,
+      lastTicks: this.#promised.ticks,
       originTicks: this.#origin!,
     });
   }

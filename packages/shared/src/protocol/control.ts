@@ -146,16 +146,19 @@ export interface StreamCheckpoint {
   docType: string;
   tracks: TrackSummary[];
   header: string;
-  /** The next Segment's sequence number. */
+  /** No Segment published so far has this sequence number or a later one (a promise, ahead of the last). */
   nextSeq: number;
-  /** Where the published media ends (a block's time plus its duration), and the stream's first timestamp, in Matroska ticks. */
+  /**
+   * No published media ends past lastTicks (a promise ahead of where it ends:
+   * a block's time plus its duration); originTicks is the stream's first timestamp. Matroska ticks.
+   */
   lastTicks: number;
   originTicks: number;
   /** A file input: the pass it is in and the byte offset of the first Cluster not yet published in full. */
   file?: { pass: number; offset: number };
 }
 
-/** Source → master: a stream's checkpoint, sent before the Segment it accounts for goes to the edges. */
+/** Source → master: a stream's checkpoint, sent before any Segment that would go past its promise. */
 export interface CheckpointMessage extends Omit<StreamCheckpoint, 'header'> {
   type: 'checkpoint';
   /** Sent when the header changed; otherwise the master keeps the last one. */

@@ -4,9 +4,10 @@
  * FUZZ_RUNS=N (what `npm run fuzz -- --runs N` sets) runs N cases of every
  * property instead, and FUZZ_SEED=S replays a run. Each property reports its
  * count as a test diagnostic "fuzz cases: N", which the fuzz runner sums.
- * Also a small EBML writer, independent of the code under test.
+ * Also a small EBML writer and VINT reader, independent of the code under test.
  * The other packages' fuzz tests import it as `@mkvcast/shared/testing`.
  */
+import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { TestContext } from 'node:test';
 
@@ -200,3 +201,22 @@ export const plainIdArb = fc
     fc.integer({ min: 0x101fffff, max: 0x1ffffffe }),
   )
   .filter((id) => !LEVEL1_OR_TOP_IDS.has(id));
+
+/**
+ * Reads a VINT (RFC 8794 §4) for the tests' own EBML walks: deliberately not the code under
+ * test (nor shared/vint.ts). `keepMarker` for IDs; `allOnes` marks an unknown size.
+ */
+export function readVint(buf: Uint8Array, pos: number, keepMarker: boolean): { value: number; length: number; allOnes: boolean } {
+  assert.ok(pos < buf.length, `a VINT past the end at ${pos}`);
+  const first = buf[pos]!;
+  let length = 1;
+  while (length <= 8 && (first & (0x100 >> length)) === 0) length++;
+  assert.ok(length <= 8 && pos + length <= buf.length, `bad VINT at ${pos}`);
+  let value = keepMarker ? first : first & (0xff >> length);
+  let allOnes = (first & (0xff >> length)) === 0xff >> length;
+  for (let i = 1; i < length; i++) {
+    value = value * 256 + buf[pos + i]!;
+    if (buf[pos + i] !== 0xff) allOnes = false;
+  }
+  return { value, length, allOnes };
+}

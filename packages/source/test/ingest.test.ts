@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { Logger, type CheckpointMessage, type StreamCheckpoint } from '@mkvcast/shared';
+import { readVint } from '@mkvcast/shared/testing';
 import type { Hub } from '../src/hub.js';
 import { StreamIngest } from '../src/ingest.js';
 import { InlineHeaderBuilder } from '../src/headerDecode.js';
@@ -122,27 +123,7 @@ const STREAM_AV = Buffer.from([...HEAD_AV, ...CLUSTER_A, ...CLUSTER_B]);
 const BLOCK_ENDS = blockEnds(STREAM_AV, HEAD_AV.length);
 
 // ------------------------------------------------------------------ an independent reader
-// Deliberately not the code under test (nor shared/vint.ts): a plain EBML walk.
-
-interface Vint {
-  value: number;
-  length: number;
-  allOnes: boolean;
-}
-
-function vint(buf: Uint8Array, pos: number, keepMarker: boolean): Vint {
-  const first = buf[pos]!;
-  let length = 1;
-  while (length <= 8 && (first & (0x100 >> length)) === 0) length++;
-  assert.ok(length <= 8, `bad VINT at ${pos}`);
-  let value = keepMarker ? first : first & (0xff >> length);
-  let allOnes = (first & (0xff >> length)) === 0xff >> length;
-  for (let i = 1; i < length; i++) {
-    value = value * 256 + buf[pos + i]!;
-    if (buf[pos + i] !== 0xff) allOnes = false;
-  }
-  return { value, length, allOnes };
-}
+// Deliberately not the code under test (nor shared/vint.ts): a plain EBML walk, on the test helpers' readVint.
 
 interface ParsedBlock {
   track: number;
@@ -163,16 +144,16 @@ interface ParsedCluster {
 
 /** A Cluster's children and blocks; asserts that its size covers exactly `buf`. */
 function parseCluster(buf: Uint8Array): ParsedCluster {
-  const id = vint(buf, 0, true);
+  const id = readVint(buf, 0, true);
   assert.equal(id.value, 0x1f43b675, 'Cluster ID');
-  const size = vint(buf, id.length, false);
+  const size = readVint(buf, id.length, false);
   let pos = id.length + size.length;
   const end = size.allOnes ? buf.length : pos + size.value;
   assert.equal(end, buf.length, 'the Cluster size covers its bytes exactly');
   const children: { id: number; start: number; data: number; end: number }[] = [];
   while (pos < end) {
-    const cid = vint(buf, pos, true);
-    const csize = vint(buf, pos + cid.length, false);
+    const cid = readVint(buf, pos, true);
+    const csize = readVint(buf, pos + cid.length, false);
     const data = pos + cid.length + csize.length;
     children.push({ id: cid.value, start: pos, data, end: data + csize.value });
     pos = data + csize.value;
@@ -190,15 +171,15 @@ function parseCluster(buf: Uint8Array): ParsedCluster {
     if (c.id === 0xa0) {
       keyframe = true;
       for (let p = c.data; p < c.end; ) {
-        const gid = vint(buf, p, true);
-        const gsize = vint(buf, p + gid.length, false);
+        const gid = readVint(buf, p, true);
+        const gsize = readVint(buf, p + gid.length, false);
         if (gid.value === 0xa1) blockData = p + gid.length + gsize.length;
         if (gid.value === 0xfb) keyframe = false;
         p += gid.length + gsize.length + gsize.value;
       }
     }
     if (blockData < 0) continue;
-    const track = vint(buf, blockData, false);
+    const track = readVint(buf, blockData, false);
     const at = blockData + track.length;
     const rel = ((buf[at]! << 24) >> 16) | buf[at + 1]!;
     blocks.push({
@@ -216,15 +197,15 @@ function blockEnds(stream: Buffer, from: number): number[] {
   const ends: number[] = [];
   let pos = from;
   while (pos < stream.length) {
-    const id = vint(stream, pos, true);
+    const id = readVint(stream, pos, true);
     assert.equal(id.value, 0x1f43b675);
-    const size = vint(stream, pos + id.length, false);
+    const size = readVint(stream, pos + id.length, false);
     let child = pos + id.length + size.length;
     const end = size.allOnes ? stream.length : child + size.value;
     while (child < end) {
-      const cid = vint(stream, child, true);
+      const cid = readVint(stream, child, true);
       if (cid.value === 0x1f43b675) break;
-      const csize = vint(stream, child + cid.length, false);
+      const csize = readVint(stream, child + cid.length, false);
       child += cid.length + csize.length + csize.value;
       if (cid.value === 0xa3 || cid.value === 0xa0) ends.push(child);
     }
@@ -238,7 +219,7 @@ function inputBlocks(stream: Buffer, from: number): ParsedBlock[] {
   const blocks: ParsedBlock[] = [];
   let pos = from;
   while (pos < stream.length) {
-    const size = vint(stream, pos + 4, false);
+    const size = readVint(stream, pos + 4, false);
     const end = size.allOnes ? nextCluster(stream, pos + 4 + size.length) : pos + 4 + size.length + size.value;
     const cluster = Buffer.concat([stream.subarray(pos, pos + 4), Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), stream.subarray(pos + 4 + size.length, end)]);
     blocks.push(...parseCluster(cluster).blocks);

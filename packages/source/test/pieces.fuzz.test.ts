@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { CorruptStreamError } from '@mkvcast/shared';
 import { BlockForwarder, type PassRules } from '../src/forwarder.js';
 import type { Piece } from '../src/pieces.js';
-import { checkProperty, el, extraArb, isTypedError, largestAllocation, mutate, mutationArb, plainIdArb, vint } from '@mkvcast/shared/testing';
+import { checkProperty, el, extraArb, isTypedError, largestAllocation, mutate, mutationArb, plainIdArb, readVint, vint } from '@mkvcast/shared/testing';
 
 const ID = {
   Cluster: 0x1f43b675,
@@ -268,21 +268,6 @@ function run(input: InputModel, passes = 1): Outcome {
 }
 
 // ---- reading pieces back: an EBML walk of this file's own ---------------------------------
-
-function readVint(buf: Uint8Array, pos: number, keepMarker: boolean): { value: number; length: number; allOnes: boolean } {
-  assert.ok(pos < buf.length, `a VINT past the end at ${pos}`);
-  const first = buf[pos]!;
-  let length = 1;
-  while (length <= 8 && (first & (0x100 >> length)) === 0) length++;
-  assert.ok(length <= 8 && pos + length <= buf.length, `bad VINT at ${pos}`);
-  let value = keepMarker ? first : first & (0xff >> length);
-  let allOnes = (first & (0xff >> length)) === 0xff >> length;
-  for (let i = 1; i < length; i++) {
-    value = value * 256 + buf[pos + i]!;
-    if (buf[pos + i] !== 0xff) allOnes = false;
-  }
-  return { value, length, allOnes };
-}
 
 interface ReadPiece {
   /** The value of its Timestamp, its first child. */

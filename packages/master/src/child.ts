@@ -95,7 +95,10 @@ export class Child<In extends { type: string }, Out extends { type: string }> ex
       else if (message.type === 'listening') this.emit('listening');
       else this.#lastFailure = message.message;
     });
-    child.on('error', (err) => this.#options.log.warn(`${this.#options.name}: ${err.message}`));
+    // While stopping, a child already on its way out may refuse the shutdown message (EPIPE): ours.
+    child.on('error', (err) => {
+      if (!this.#stopping) this.#options.log.warn(`${this.#options.name}: ${err.message}`);
+    });
     child.on('exit', (code, signal) => this.#onExit(child, code, signal));
     this.#readyTimer = setTimeout(() => {
       this.#lastFailure = `no 'ready' within ${READY_TIMEOUT_MS / 1000} s`;
@@ -127,7 +130,7 @@ export class Child<In extends { type: string }, Out extends { type: string }> ex
     const child = this.#process;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    if (child.connected) child.send({ type: 'shutdown' });
+    if (child.connected) child.send({ type: 'shutdown' }, () => undefined);
     else child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
     await exited;

@@ -3,6 +3,9 @@ import {
   describeError,
   stopReading,
   simpleResponse,
+  errorAnswer,
+  errorResponse,
+  isInternal,
   HttpError,
   RequestHeadReader,
   type RequestHead,
@@ -329,7 +332,7 @@ export class Edge {
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
-        this.#send(socket, 503, `stream '${name}' has not started yet\n`, undefined, { 'Retry-After': '2' });
+        this.#fail(socket, new HttpError('MKV_ERR_STREAM_NOT_STARTED', `stream '${name}' has not started yet`, { 'Retry-After': '2' }), 'GET');
       }, START_WAIT_MS),
     };
     this.#players++;
@@ -366,13 +369,9 @@ export class Edge {
     return this.#serverStats ?? { edge: this.stats() };
   }
 
-  #fail(socket: Socket, err: unknown, method: string): void {
-    if (err instanceof HttpError) {
-      this.#send(socket, err.status, err.message + '\n', undefined, err.headers, method !== 'HEAD');
-      return;
-    }
-    this.#log.error(`request failed: ${describeError(err)}`);
-    this.#send(socket, 500, 'internal error\n');
+  #fail(socket: Socket, err: unknown, method: string, json = false): void {
+    if (isInternal(errorAnswer(err))) this.#log.error(`request failed: ${describeError(err)}`);
+    socket.end(errorResponse(err, { json, withBody: method !== 'HEAD' }));
   }
 
   #send(

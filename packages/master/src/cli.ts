@@ -143,12 +143,14 @@ function inputConfig(arg: string, args: { name?: string; loop: boolean; realtime
 }
 
 function checkUrl(url: string): void {
+  const unusable = new UsageError(`not a usable URL: ${url} (http://host/path, https://…, or tcp://host:port)`);
+  let parsed: URL;
   try {
-    const parsed = new URL(url);
-    if (parsed.protocol === 'tcp:' && (!parsed.port || parsed.pathname.replace('/', '') !== '')) throw new Error();
+    parsed = new URL(url);
   } catch {
-    throw new UsageError(`not a usable URL: ${url} (http://host/path, https://…, or tcp://host:port)`);
+    throw unusable;
   }
+  if (parsed.protocol === 'tcp:' && (!parsed.port || parsed.pathname.replace('/', '') !== '')) throw unusable;
 }
 
 function checkReadable(path: string): void {

@@ -3,8 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { LatencyHistogram, stopReading } from '@mkvcast/shared';
-import { MkvcastError } from '@mkvcast/shared';
+import { HttpError, LatencyHistogram, MkvcastError, errorResponse, stopReading } from '@mkvcast/shared';
 import type {
   CheckpointMessage,
   EdgeConfig,
@@ -53,7 +52,8 @@ const STATS_INTERVAL_MS = 1000;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
 /** Hand-offs on their way to one edge past which the edges stop leveling (see #level). */
 const HANDOFF_BACKLOG = 16;
-const UNAVAILABLE = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
+/** No edge (or no source, for an upload) can take a connection now: the same answer, CORS header included, as every other. */
+const UNAVAILABLE = errorResponse(new HttpError('MKV_ERR_UNAVAILABLE', 'the server is restarting a process; try again', { 'Retry-After': '2' }));
 /** Publishers held while the source restarts: at most this many, this long each. */
 const HELD_PUBLISHERS = 64;
 const HELD_PUBLISHER_MS = 10_000;

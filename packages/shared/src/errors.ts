@@ -1,11 +1,68 @@
 /**
+ * Every error code the server uses. Stable: callers, logs and the Control
+ * API's JSON answers match on them. Those that reach an HTTP client have
+ * their status in the one table of http/errors.ts.
+ */
+export const ERROR_CODES = [
+  // HTTP requests and answers
+  'MKV_ERR_BAD_REQUEST',
+  'MKV_ERR_UNAUTHORIZED',
+  'MKV_ERR_FORBIDDEN',
+  'MKV_ERR_NOT_FOUND',
+  'MKV_ERR_STREAM_NOT_FOUND',
+  'MKV_ERR_CLIENT_NOT_FOUND',
+  'MKV_ERR_METHOD_NOT_ALLOWED',
+  'MKV_ERR_PUBLISHER_CONFLICT',
+  'MKV_ERR_STREAM_CUT',
+  'MKV_ERR_UNSUPPORTED_MEDIA',
+  'MKV_ERR_HEADERS_TOO_LARGE',
+  'MKV_ERR_INTERNAL',
+  'MKV_ERR_RELOAD_UNAVAILABLE',
+  'MKV_ERR_SERVER_FULL',
+  'MKV_ERR_STREAM_NOT_STARTED',
+  'MKV_ERR_UNAVAILABLE',
+  'MKV_ERR_BUSY',
+  'MKV_ERR_TIMEOUT',
+  'MKV_ERR_VERSION_NOT_SUPPORTED',
+  // Media and wire
+  'MKV_ERR_CORRUPT_STREAM',
+  'MKV_ERR_ELEMENT_TOO_LARGE',
+  'MKV_ERR_TRUNCATED_STREAM',
+  'MKV_ERR_FRAME_TOO_LARGE',
+  'MKV_ERR_PROTOCOL',
+  'MKV_ERR_EDGE_TOO_SLOW',
+  // Inputs
+  'MKV_ERR_INPUT',
+  'MKV_ERR_INPUT_STALLED',
+  'MKV_ERR_BAD_CHUNKED',
+  'MKV_ERR_UPLOAD_TRUNCATED',
+  'MKV_ERR_UPSTREAM',
+  'MKV_ERR_STREAM_CLOSED',
+  // Process life
+  'MKV_ERR_USAGE',
+  'MKV_ERR_START',
+  'MKV_ERR_LISTEN',
+  'MKV_ERR_FAIL_POINT',
+  'MKV_ERR_STATE',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** A code that crossed a process boundary as a plain string. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && KNOWN_CODES.has(code);
+}
+
+/**
  * One base error class for the whole server. Every error carries a stable
  * `code` (MKV_ERR_…) that callers match on; the message is for people.
  */
 export class MkvcastError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -58,6 +115,27 @@ export class UsageError extends MkvcastError {
 export class InputError extends MkvcastError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('MKV_ERR_INPUT', message, options);
+  }
+}
+
+/** Code misuse inside the server (a call in the wrong state): a bug, never a user's doing. */
+export class StateError extends MkvcastError {
+  constructor(message: string) {
+    super('MKV_ERR_STATE', message);
+  }
+}
+
+/** A stream was ended on an operator's command (the Control API). */
+export class StreamCutError extends MkvcastError {
+  constructor(name: string) {
+    super('MKV_ERR_STREAM_CUT', `stream '${name}' was cut by an operator`);
+  }
+}
+
+/** A published stream closed (its grace ran out, or the server stops) while a publisher was on its way in. */
+export class StreamClosedError extends MkvcastError {
+  constructor(message = 'stream closed') {
+    super('MKV_ERR_STREAM_CLOSED', message);
   }
 }
 

@@ -13,7 +13,7 @@
  */
 import { once } from 'node:events';
 import type { Piscina } from 'piscina';
-import { CorruptStreamError, MkvcastError } from '@mkvcast/shared';
+import { CorruptStreamError, MkvcastError, isErrorCode } from '@mkvcast/shared';
 import { assembleLiveHeader, headerElements, type LiveHeader } from './header.js';
 import type { DecodeJob, DecodeResult } from './headerWorker.js';
 
@@ -90,5 +90,6 @@ function ownBytes(bytes: Buffer): Uint8Array {
 
 /** Our error again, from what crossed the thread boundary; callers match on the code. */
 function typedError({ code, message }: { code: string; message: string }): MkvcastError {
-  return code === 'MKV_ERR_CORRUPT_STREAM' ? new CorruptStreamError(message) : new MkvcastError(code, message);
+  if (code === 'MKV_ERR_CORRUPT_STREAM') return new CorruptStreamError(message);
+  return new MkvcastError(isErrorCode(code) ? code : 'MKV_ERR_INTERNAL', message);
 }

@@ -16,6 +16,8 @@ import {
   type SourceMessage,
   type SourceStats,
   type StreamCheckpoint,
+  MkvcastError,
+  ProtocolError,
 } from '@mkvcast/shared';
 import type { LiveHeader } from './header.js';
 
@@ -187,7 +189,7 @@ export class Hub {
   #onHello(link: EdgeLink, hello: HelloMessage): void {
     if (hello.version !== PROTOCOL_VERSION) {
       this.#log.error(`edge ${hello.edgeId} speaks protocol ${hello.version}, not ${PROTOCOL_VERSION}`);
-      link.channel.close(new Error('protocol version mismatch'));
+      link.channel.close(new ProtocolError('protocol version mismatch'));
       return;
     }
     link.edgeId = hello.edgeId;
@@ -210,7 +212,7 @@ export class Hub {
       if (edge.channel.writableLength > this.#config.edgeBacklogBytes) {
         this.#edgesDropped++;
         this.#log.warn(`edge ${edge.edgeId} fell ${edge.channel.writableLength} bytes behind; dropping its link`);
-        edge.channel.close(new Error('edge too slow'));
+        edge.channel.close(new MkvcastError('MKV_ERR_EDGE_TOO_SLOW', 'edge too slow'));
         continue;
       }
       edge.channel.sendFrame(frame);

@@ -4,10 +4,15 @@ import {
   RequestHeadReader,
   describeError,
   simpleResponse,
+  errorAnswer,
+  errorResponse,
+  isInternal,
+  MkvcastError,
   type Logger,
   type RequestHead,
 } from '@mkvcast/shared';
 import { bodyStream } from './inputs/chunked.js';
+import { InputStalledError } from './inputs/errors.js';
 import { PublishSource } from './publishSource.js';
 
 const STREAM_PATH = /^\/live\/([A-Za-z0-9._~-]{1,128}?)(?:\.(?:mkv|webm))?$/;
@@ -98,13 +103,13 @@ export class PublishRouter {
     if (/100-continue/i.test(head.headers.get('expect') ?? '')) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const stream = bodyStream(socket, rest, framing);
-    socket.setTimeout(this.#options.idleTimeoutMs, () => stream.destroy(new Error(`publisher silent for ${this.#options.idleTimeoutMs} ms`)));
+    socket.setTimeout(this.#options.idleTimeoutMs, () => stream.destroy(new InputStalledError(`publisher silent for ${this.#options.idleTimeoutMs} ms`)));
     const session = {
       stream,
       label: `publisher ${from}`,
       finish: (error?: unknown) => {
         socket.setTimeout(0);
-        if (error) this.#answer(socket, new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`));
+        if (error) this.#answer(socket, sessionError(name, error));
         else socket.end(simpleResponse(200, `stream '${name}' published\n`));
       },
     };
@@ -138,13 +143,18 @@ export class PublishRouter {
 
   #answer(socket: Socket, err: unknown): void {
     if (socket.destroyed) return;
-    if (err instanceof HttpError) {
-      socket.end(simpleResponse(err.status, err.message + '\n', undefined, err.headers));
-      return;
-    }
-    this.#log.error(`publish request failed: ${describeError(err)}`);
-    socket.end(simpleResponse(500, 'internal error\n'));
+    if (isInternal(errorAnswer(err))) this.#log.error(`publish request failed: ${describeError(err)}`);
+    socket.end(errorResponse(err));
   }
+}
+
+/**
+ * What a publisher is told when its session ended on an error: a stream
+ * cut or closed says so; anything else in its upload is a bad request.
+ */
+function sessionError(name: string, error: unknown): MkvcastError {
+  if (error instanceof MkvcastError && (error.code === 'MKV_ERR_STREAM_CUT' || error.code === 'MKV_ERR_STREAM_CLOSED')) return error;
+  return new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`, {}, { cause: error });
 }
 
 /** How the upload's body is delimited (RFC 9112 §6.3): chunked, a length, or the end of the connection. */

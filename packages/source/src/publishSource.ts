@@ -1,3 +1,4 @@
+import { StreamClosedError } from '@mkvcast/shared';
 import type { Session, SessionSource } from './inputs/session.js';
 
 /**
@@ -45,7 +46,7 @@ export class PublishSource implements SessionSource {
     this.#pending = null;
     if (!session || this.#closed || signal.aborted) {
       this.#end();
-      session?.finish?.(new Error('stream closed'));
+      session?.finish?.(new StreamClosedError());
       return null;
     }
     this.#active = true;

@@ -13,7 +13,7 @@
  * however the input is chunked. Declared sizes are checked against limits but
  * never used to allocate.
  */
-import { CorruptStreamError, ElementTooLargeError, TruncatedStreamError } from '../errors.js';
+import { CorruptStreamError, ElementTooLargeError, StateError, TruncatedStreamError } from '../errors.js';
 import { EBML_ID, HEADER_ELEMENT_IDS, LEVEL1_IDS, MKV_ID } from './ids.js';
 import { CORRUPT, UNKNOWN_SIZE, readId, readSize, readUint } from './vint.js';
 
@@ -128,7 +128,7 @@ export class MatroskaScanner {
   /** Feeds bytes; returns the events they complete. After a throw every call throws that error. */
   push(chunk: Buffer): ScanEvent[] {
     if (this.#error !== undefined) throw this.#error;
-    if (this.#state === 'ended') throw new Error('MatroskaScanner: push() after end()');
+    if (this.#state === 'ended') throw new StateError('MatroskaScanner: push() after end()');
     const out: ScanEvent[] = [];
     try {
       this.#window.append(this.#skipDirect(chunk));

@@ -1,6 +1,27 @@
-import { REASON } from './errors.js';
 
 const SERVER = 'mkvcast';
+
+/** Reason phrases of the statuses the server answers with. */
+export const REASON: Record<number, string> = {
+  100: 'Continue',
+  200: 'OK',
+  204: 'No Content',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  410: 'Gone',
+  415: 'Unsupported Media Type',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+};
+
 
 /** Content-Type from the stream's DocType (RFC 9559 §1, WebM's own registration). */
 export function contentTypeFor(docType: string): string {

@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { InputError, UsageError, describeError } from '@mkvcast/shared';
+import { InputError, StateError, UsageError, describeError } from '@mkvcast/shared';
 import { InputStalledError } from './errors.js';
 import type { Session, SessionSource } from './session.js';
 import { guardStall } from './stall.js';
@@ -84,7 +84,7 @@ export class TcpListenSource implements SessionSource {
       ready.stream.off('error', ignore);
       return ready;
     }
-    if (this.#waiter) throw new Error('TcpListenSource.next() is already waiting');
+    if (this.#waiter) throw new StateError('TcpListenSource.next() is already waiting');
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         this.#waiter = undefined;

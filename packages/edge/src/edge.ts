@@ -16,7 +16,12 @@ import {
   type Logger,
   type ServerStats,
   type SourceMessage,
+  type ApiQuery,
+  type ClientInfo,
+  type EdgeLoad,
+  METRICS_CONTENT_TYPE,
 } from '@mkvcast/shared';
+import { apiRequest, isApiPath, PREFLIGHT_HEADERS, type ApiRequest } from './api.js';
 
 
 import { LiveStream, type StartMode } from './liveStream.js';
@@ -35,6 +40,7 @@ type Route =
   | { kind: 'stats' }
   | { kind: 'list' }
   | { kind: 'publish' }
+  | { kind: 'api'; request: ApiRequest }
   | { kind: 'play'; stream: LiveStream | string };
 
 export interface EdgeEvents {
@@ -49,6 +55,8 @@ export interface EdgeEvents {
   handBack(socket: Socket, received: Buffer, tried: number[]): void;
   /** A publisher's upload: pass the connection to the source, with the bytes read. */
   publish(socket: Socket, received: Buffer): void;
+  /** A Control API request (or /metrics): the master gathers the answer from every process. */
+  query?(query: ApiQuery): Promise<unknown>;
 }
 
 /** A request read from a connection, with what is needed to pass it on. */
@@ -69,7 +77,20 @@ interface Waiting {
   timer: NodeJS.Timeout;
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
+  userAgent: string;
 }
+
+/** A player as the Control API lists it. */
+interface Client {
+  player: Player;
+  stream: string;
+  ip: string;
+  userAgent: string;
+  since: number;
+}
+
+/** Stream names whose bytes sent are remembered after their last player left (for the metrics' totals). */
+const MAX_STREAM_TOTALS = 1024;
 
 /** A player may wait this long for a configured stream to start. */
 const START_WAIT_MS = 10_000;
@@ -112,6 +133,14 @@ export class Edge {
   readonly #sendBuffer: SendBufferCap;
   /** Leveling hand-backs not yet sent (see MAX_LEVELING). */
   #leveling = 0;
+  /** Players by id (`<edge>-<n>`), for the Control API. */
+  readonly #clients = new Map<string, Client>();
+  #nextClient = 0;
+  /** Bytes sent to players that have left, by stream; live players' bytes are added at read time. */
+  readonly #sentByStream = new Map<string, number>();
+  /** Refusals by reason (metrics), and players closed by the Control API. */
+  readonly #rejectedBy = new Map<string, number>();
+  #apiKicks = 0;
 
   constructor(config: EdgeConfig, log: Logger, events: EdgeEvents) {
     this.#config = config;
@@ -149,6 +178,60 @@ export class Edge {
       rejected: this.#rejected,
       latency: { counts: this.#counters.latency.counts, max: this.#counters.latency.max },
     };
+  }
+
+  /** Every player of this edge, for GET /api/v1/clients. */
+  clients(): ClientInfo[] {
+    const now = Date.now();
+    return [...this.#clients].map(([id, c]) => ({
+      id,
+      stream: c.stream,
+      edge: this.#config.edgeId,
+      ip: c.ip,
+      userAgent: c.userAgent,
+      bytes: c.player.bytes,
+      since: new Date(c.since).toISOString(),
+      lagMs: c.player.lagMs(now),
+    }));
+  }
+
+  /** Closes the connection of the player with this id; false when there is none here. */
+  kick(id: string): boolean {
+    const client = this.#clients.get(id);
+    if (!client) return false;
+    this.#apiKicks++;
+    client.player.socket.destroy();
+    return true;
+  }
+
+  /** Players per stream and open connections, now. */
+  load(): EdgeLoad {
+    return { playersByStream: this.stats().playersByStream, connections: this.#sockets.size };
+  }
+
+  /** What the metrics read at collect time: plain totals kept by the hot paths. */
+  get totals(): {
+    bytesSentByStream: Map<string, number>;
+    kicks: Record<string, number>;
+    skips: number;
+    rejected: Map<string, number>;
+    latency: LatencyHistogram;
+    connections: number;
+  } {
+    const bytes = new Map(this.#sentByStream);
+    for (const c of this.#clients.values()) bytes.set(c.stream, (bytes.get(c.stream) ?? 0) + c.player.bytes);
+    return {
+      bytesSentByStream: bytes,
+      kicks: { slow: this.#counters.kicked, api: this.#apiKicks },
+      skips: this.#counters.skips,
+      rejected: this.#rejectedBy,
+      latency: this.#counters.latency,
+      connections: this.#sockets.size,
+    };
+  }
+
+  #reject(reason: string): void {
+    this.#rejectedBy.set(reason, (this.#rejectedBy.get(reason) ?? 0) + 1);
   }
 
   /**
@@ -217,17 +300,43 @@ export class Edge {
           // The source ingests uploads: the master passes the connection on, with every byte read.
           return this.#events.publish(socket, Buffer.concat([request.received, ...stopReading(socket)]));
         }
+        case 'api':
+          return void this.#api(socket, head, route.request);
         case 'play':
           return this.#play(request, route.stream);
       }
     } catch (err) {
-      this.#fail(socket, err, head.method);
+      this.#fail(socket, err, head.method, isApiPath(head.path));
+    }
+  }
+
+  /**
+   * The Control API and /metrics: never a player, so never refused for want
+   * of a slot. The master gathers the answer from every process.
+   */
+  async #api(socket: Socket, head: RequestHead, request: ApiRequest): Promise<void> {
+    const withBody = head.method !== 'HEAD';
+    if (request.preflight) {
+      socket.end(simpleResponse(204, '', undefined, PREFLIGHT_HEADERS, false));
+      return;
+    }
+    try {
+      if (!this.#events.query) throw new HttpError('MKV_ERR_UNAVAILABLE', 'this edge has no master to ask');
+      const result = await this.#events.query(request.query);
+      if (request.query.kind === 'metrics') {
+        this.#send(socket, 200, result as string, METRICS_CONTENT_TYPE, {}, withBody);
+        return;
+      }
+      this.#send(socket, 200, JSON.stringify(result, null, 2) + '\n', 'application/json', {}, withBody);
+    } catch (err) {
+      this.#fail(socket, err, head.method, true);
     }
   }
 
   /** What a request is for; throws the HttpError that answers it. */
   #routeFor(head: RequestHead): Route {
     const { method, path } = head;
+    if (isApiPath(path)) return { kind: 'api', request: apiRequest(head, this.#config.apiToken) };
     const match = STREAM_PATH.exec(path);
     if (match) {
       if (method === 'PUT' || method === 'POST') return { kind: 'publish' };
@@ -289,11 +398,13 @@ export class Edge {
         return;
       }
       this.#rejected++;
+      this.#reject('server_full');
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
     const start = this.#startMode(head);
-    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD');
-    else this.#join(socket, stream, start);
+    const userAgent = head.headers.get('user-agent') ?? '';
+    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', userAgent);
+    else this.#join(socket, stream, start, userAgent);
   }
 
   /** `?start=newest|next`, or the server's --start. */
@@ -304,7 +415,7 @@ export class Edge {
     throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
   }
 
-  #join(socket: Socket, stream: LiveStream, start: StartMode): void {
+  #join(socket: Socket, stream: LiveStream, start: StartMode, userAgent: string): void {
     const player = new Player(
       socket,
       { backlogBytes: this.#config.playerBacklogBytes, maxLagMs: this.#config.maxLagMs, slowTimeoutMs: this.#config.slowTimeoutMs },
@@ -313,8 +424,12 @@ export class Edge {
     this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();
+    const id = `${this.#config.edgeId}-${++this.#nextClient}`;
+    this.#clients.set(id, { player, stream: stream.name, ip: socket.remoteAddress ?? '', userAgent, since: Date.now() });
     socket.once('close', () => {
       this.#players--;
+      this.#clients.delete(id);
+      this.#addSent(stream.name, player.bytes);
       stream.leave(player);
       if (stream.ended && stream.players.size === 0) this.#ending.delete(stream);
       this.#reportIfDone(stream.name);
@@ -322,16 +437,27 @@ export class Edge {
     stream.join(player, start, this.#config.burstMs);
   }
 
+  #addSent(stream: string, bytes: number): void {
+    const before = this.#sentByStream.get(stream);
+    if (before === undefined && this.#sentByStream.size >= MAX_STREAM_TOTALS) {
+      // Bounded: the stream longest in the map goes (its series restarts if it comes back).
+      this.#sentByStream.delete(this.#sentByStream.keys().next().value!);
+    }
+    this.#sentByStream.set(stream, (before ?? 0) + bytes);
+  }
+
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
-  #wait(socket: Socket, name: string, head: boolean): void {
+  #wait(socket: Socket, name: string, head: boolean, userAgent: string): void {
     let waiting = this.#waiting.get(name);
     if (!waiting) this.#waiting.set(name, (waiting = new Set()));
     const entry: Waiting = {
       socket,
       head,
+      userAgent,
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
+        this.#reject('stream_not_started');
         this.#fail(socket, new HttpError('MKV_ERR_STREAM_NOT_STARTED', `stream '${name}' has not started yet`, { 'Retry-After': '2' }), 'GET');
       }, START_WAIT_MS),
     };
@@ -356,7 +482,7 @@ export class Edge {
       this.#players--;
       if (entry.head) entry.socket.end(stream.responseHead);
       // The stream has just started: every player waits for its first keyframe.
-      else this.#join(entry.socket, stream, 'next');
+      else this.#join(entry.socket, stream, 'next', entry.userAgent);
     }
   }
 

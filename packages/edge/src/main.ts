@@ -4,12 +4,27 @@
  * master as socket handles, and reports load, stats and stream ends over IPC.
  */
 import { createServer, type Socket } from 'node:net';
-import { LISTEN_BACKLOG, Logger, exitAtStart, failPoint, type EdgeConfig, type EdgeToMaster, type MasterToEdge } from '@mkvcast/shared';
+import {
+  LISTEN_BACKLOG,
+  Logger,
+  PendingQueries,
+  answerQuery,
+  exitAtStart,
+  failPoint,
+  type EdgeConfig,
+  type EdgeQuery,
+  type EdgeToMaster,
+  type MasterToEdge,
+} from '@mkvcast/shared';
 import { Edge } from './edge.js';
+import { edgeRegistry } from './metrics.js';
 
 const STATS_INTERVAL_MS = 1000;
 /** Load reports are coalesced: at most one per this many ms. */
 const LOAD_REPORT_MS = 20;
+/** Control API requests waiting on the master at once, and how long each may wait. */
+const MAX_QUERIES = 64;
+const QUERY_TIMEOUT_MS = 10_000;
 
 function send(message: EdgeToMaster): void {
   if (process.connected) process.send?.(message);
@@ -41,6 +56,7 @@ function main(): void {
     load = null;
     loadTimer = setTimeout(flushLoad, LOAD_REPORT_MS);
   };
+  const queries = new PendingQueries(MAX_QUERIES, QUERY_TIMEOUT_MS);
   const edge = new Edge(config, log, {
     load(connections, players, received) {
       load = { connections, players, received };
@@ -57,7 +73,27 @@ function main(): void {
       if (!process.connected) return socket.destroy();
       process.send!({ type: 'publish', received: received.toString('latin1') }, socket, { keepOpen: false }, gone(socket));
     },
+    query(query) {
+      return queries.ask(`the master (${query.kind})`, (id) => {
+        if (!process.connected) return false;
+        send({ type: 'query', id, query });
+        return true;
+      });
+    },
   });
+  const metrics = edgeRegistry(edge);
+  const answer = (query: EdgeQuery): unknown => {
+    switch (query.kind) {
+      case 'clients':
+        return edge.clients();
+      case 'kick':
+        return edge.kick(query.id);
+      case 'load':
+        return edge.load();
+      case 'metrics':
+        return metrics.getMetricsAsJSON();
+    }
+  };
 
   process.on('message', (message: MasterToEdge, handle?: Socket) => {
     switch (message.type) {
@@ -78,6 +114,11 @@ function main(): void {
         return;
       case 'drain':
         edge.drain(message.streams);
+        return;
+      case 'query':
+        return void answerQuery(message.id, () => answer(message.query), send);
+      case 'answer':
+        queries.answer(message);
         return;
       case 'shutdown':
         edge.close();

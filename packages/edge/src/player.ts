@@ -42,6 +42,8 @@ export class Player {
   #behindSince = 0;
   /** Skipping in this lag episode (counted once). */
   #skipping = false;
+  /** Bytes written to this player (a plain field: read by the Control API and at metrics collect time). */
+  bytes = 0;
 
   constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters) {
     this.socket = socket;
@@ -61,6 +63,7 @@ export class Player {
       bytes += entry.bytes.length;
     }
     socket.uncork();
+    this.bytes += bytes;
     this.#counters.bytesOut += bytes;
     if (entries.length === 0) this.#waitingForKeyframe = true;
   }
@@ -91,6 +94,7 @@ export class Player {
       this.#waitingForKeyframe = false;
     }
     socket.write(bytes);
+    this.bytes += bytes.length;
     this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
     if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);
@@ -119,6 +123,11 @@ export class Player {
     }, Math.min(FINISH_CHECK_MS, this.#policy.slowTimeoutMs));
     timer.unref();
     socket.once('close', () => clearInterval(timer));
+  }
+
+  /** How long this player has been behind, ms, as of its last delivery (0: keeping up). */
+  lagMs(now: number): number {
+    return this.socket.writableLength === 0 || this.#behindSince === 0 ? 0 : now - this.#behindSince;
   }
 
   /** ms this player has been behind: something written earlier is still not with the kernel. */

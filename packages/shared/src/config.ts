@@ -64,6 +64,8 @@ export interface EdgeConfig {
   /** The single stream served at `GET /` to media players, when there is one input. */
   defaultStream: string | null;
   logLevel: LogLevel;
+  /** The Control API and /metrics need `Authorization: Bearer <this>`; null: open. */
+  apiToken?: string | null;
 }
 
 /**

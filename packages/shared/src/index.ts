@@ -16,3 +16,5 @@ export * from './http/request.js';
 export * from './http/responses.js';
 export * from './http/handoff.js';
 export * from './startup.js';
+export * from './metrics.js';
+export * from './protocol/api.js';

@@ -14,6 +14,8 @@ export interface LatencySummary {
 export class LatencyHistogram {
   readonly counts: number[];
   #max = 0;
+  /** Every sample added, ms: Prometheus histograms carry a sum. */
+  #sum = 0;
 
   constructor(counts?: number[], max = 0) {
     this.counts = counts ?? new Array<number>(MAX_MS + 2).fill(0);
@@ -24,9 +26,15 @@ export class LatencyHistogram {
     return this.#max;
   }
 
+  /** The samples recorded here, added up, ms. */
+  get sumMs(): number {
+    return this.#sum;
+  }
+
   record(ms: number): void {
     const bucket = ms <= 0 ? 0 : ms > MAX_MS ? MAX_MS + 1 : Math.ceil(ms);
     this.counts[bucket]!++;
+    this.#sum += Math.max(0, ms);
     if (ms > this.#max) this.#max = ms;
   }
 

@@ -15,6 +15,7 @@ import {
   type SourceConfig,
   type SourceMessage,
   type SourceStats,
+  type SourceStreamInfo,
   type StreamCheckpoint,
   MkvcastError,
   ProtocolError,
@@ -28,7 +29,12 @@ interface HubStream {
   nextSeq: number;
   segments: number;
   bytesIn: number;
+  /** When this source run opened it, ms since the epoch. */
+  openedAt: number;
 }
+
+/** Ended stream names whose totals the metrics remember. */
+const MAX_ENDED_TOTALS = 1024;
 
 interface EdgeLink {
   channel: Channel<EdgeMessage, SourceMessage>;
@@ -48,6 +54,8 @@ export class Hub {
   readonly #streams = new Map<string, HubStream>();
   readonly #edges = new Set<EdgeLink>();
   #edgesDropped = 0;
+  /** What ended streams took in, for the metrics' totals. */
+  readonly #ended = { bytesIn: new Map<string, number>(), segments: new Map<string, number>() };
 
   private constructor(server: Server, config: SourceConfig, log: Logger) {
     this.#server = server;
@@ -78,6 +86,7 @@ export class Hub {
       nextSeq: checkpoint.nextSeq,
       segments: 0,
       bytesIn: 0,
+      openedAt: Date.now(),
     });
   }
 
@@ -125,6 +134,7 @@ export class Hub {
       nextSeq: 0,
       segments: 0,
       bytesIn: 0,
+      openedAt: Date.now(),
     };
     stream.header = message;
     if (!sameGeneration) stream.ring.clear();
@@ -144,7 +154,10 @@ export class Hub {
   }
 
   endStream(name: string, reason: 'eof' | 'error', message?: string): void {
-    if (!this.#streams.delete(name)) return;
+    const stream = this.#streams.get(name);
+    if (!stream) return;
+    this.#streams.delete(name);
+    this.#addEnded(stream);
     this.#broadcast(encodeFrame({ type: 'end', stream: name, reason, ...(message ? { message } : {}) }));
   }
 
@@ -153,6 +166,38 @@ export class Hub {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && [...this.#edges].some((e) => e.channel.writableLength > 0)) {
       await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Every live stream as the Control API shows it (without its origin, which the Source knows). */
+  describe(): Omit<SourceStreamInfo, 'origin'>[] {
+    return [...this.#streams.values()].map((s) => ({
+      name: s.name,
+      docType: s.header.docType,
+      tracks: s.header.tracks.map(({ number, type, codec }) => ({ number, type, codec })),
+      generation: s.header.generation,
+      segments: s.segments,
+      bytesIn: s.bytesIn,
+      since: new Date(s.openedAt).toISOString(),
+    }));
+  }
+
+  /** Bytes and Segments taken in per stream, ended streams included (metrics counters never go down). */
+  totals(): { bytesIn: Map<string, number>; segments: Map<string, number>; edgesDropped: number } {
+    const bytesIn = new Map(this.#ended.bytesIn);
+    const segments = new Map(this.#ended.segments);
+    for (const s of this.#streams.values()) {
+      bytesIn.set(s.name, (bytesIn.get(s.name) ?? 0) + s.bytesIn);
+      segments.set(s.name, (segments.get(s.name) ?? 0) + s.segments);
+    }
+    return { bytesIn, segments, edgesDropped: this.#edgesDropped };
+  }
+
+  /** Bounded: past MAX_ENDED_TOTALS names, the oldest is forgotten. */
+  #addEnded(stream: HubStream): void {
+    for (const [map, n] of [[this.#ended.bytesIn, stream.bytesIn], [this.#ended.segments, stream.segments]] as const) {
+      if (!map.has(stream.name) && map.size >= MAX_ENDED_TOTALS) map.delete(map.keys().next().value!);
+      map.set(stream.name, (map.get(stream.name) ?? 0) + n);
     }
   }
 

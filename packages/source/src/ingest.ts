@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import {
   CorruptStreamError,
+  MkvcastError,
   describeError,
   type CheckpointMessage,
   type HeaderMessage,
@@ -116,8 +117,9 @@ export class StreamIngest {
     return this.#abort.signal.aborted;
   }
 
-  stop(): void {
-    this.#abort.abort();
+  /** Stops ingesting; a `reason` (an operator's cut) also cuts off the session in progress. */
+  stop(reason?: Error): void {
+    this.#abort.abort(reason);
   }
 
   /** Resolves at the end of the input; rejects with its error. */
@@ -128,7 +130,7 @@ export class StreamIngest {
    */
   async run(source: SessionSource, sessionErrorsEnd: boolean): Promise<void> {
     const signal = this.#abort.signal;
-    const stop = (): void => source.close();
+    const stop = (): void => source.close(signal.reason instanceof MkvcastError ? signal.reason : undefined);
     signal.addEventListener('abort', stop);
     try {
       for (let session = await source.next(signal); session; session = await source.next(signal)) {

@@ -3,10 +3,21 @@
  * JSON in argv[2]. Ingests every input, publishes Segments to the edges over
  * the hub's Unix socket, reports readiness, ends and stats over IPC.
  */
-import { Logger, exitAtStart, failPoint, type SourceConfig, type SourceToMaster, type MasterToSource } from '@mkvcast/shared';
+import {
+  HttpError,
+  Logger,
+  answerQuery,
+  exitAtStart,
+  failPoint,
+  type SourceConfig,
+  type SourceQuery,
+  type SourceToMaster,
+  type MasterToSource,
+} from '@mkvcast/shared';
 import type { Socket } from 'node:net';
 import { Hub } from './hub.js';
 import { Source } from './source.js';
+import { sourceRegistry } from './metrics.js';
 
 const STATS_INTERVAL_MS = 1000;
 
@@ -24,6 +35,18 @@ async function main(): Promise<void> {
 
   const hub = await Hub.listen(config, log);
   const source = new Source(config, hub, log, send);
+  const metrics = sourceRegistry(hub, source);
+  const answer = (query: SourceQuery): unknown => {
+    switch (query.kind) {
+      case 'streams':
+        return source.streams();
+      case 'cut':
+        if (!source.cut(query.name)) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no live stream named '${query.name}'`);
+        return true;
+      case 'metrics':
+        return metrics.getMetricsAsJSON();
+    }
+  };
 
   const shutdown = async (): Promise<void> => {
     await source.close();
@@ -43,6 +66,8 @@ async function main(): Promise<void> {
       case 'publish':
         if (handle) source.publish(handle, Buffer.from(message.received, 'latin1'));
         return;
+      case 'query':
+        return void answerQuery(message.id, () => answer(message.query), send);
     }
   });
   setInterval(() => send(hub.stats()), STATS_INTERVAL_MS).unref();

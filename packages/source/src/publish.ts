@@ -45,6 +45,8 @@ export class PublishRouter {
   readonly #start: StartPublished;
   readonly #log: Logger;
   readonly #streams = new Map<string, PublishSource>();
+  /** Publishers refused, by reason (the error code's name): read by the metrics. */
+  readonly rejected = new Map<string, number>();
 
   /** `reserved`: names of configured inputs, which nobody may publish to. */
   constructor(options: PublishOptions, reserved: Iterable<string>, start: StartPublished, log: Logger) {
@@ -71,6 +73,7 @@ export class PublishRouter {
       } catch (err) {
         clearTimeout(timer);
         socket.off('data', onData);
+        this.#count(err);
         this.#answer(socket, err);
       }
     };
@@ -139,6 +142,11 @@ export class PublishRouter {
       throw new HttpError('MKV_ERR_UNAUTHORIZED', 'publishing needs a key', { 'WWW-Authenticate': 'Basic realm="mkvcast"' });
     }
     if (given !== key) throw new HttpError('MKV_ERR_FORBIDDEN', 'wrong publishing key');
+  }
+
+  #count(err: unknown): void {
+    const reason = err instanceof MkvcastError ? err.code.replace(/^MKV_ERR_/, '').toLowerCase() : 'internal';
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
   }
 
   #answer(socket: Socket, err: unknown): void {

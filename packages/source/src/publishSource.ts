@@ -11,6 +11,8 @@ export class PublishSource implements SessionSource {
   readonly #onEnd: () => void;
   #pending: Session | null = null;
   #active = false;
+  /** The session being ingested, to cut it on command. */
+  #current: Session | null = null;
   #closed = false;
   #wake: (() => void) | null = null;
 
@@ -33,6 +35,7 @@ export class PublishSource implements SessionSource {
       ...session,
       finish: (error) => {
         this.#active = false;
+        this.#current = null;
         finish?.(error);
       },
     };
@@ -50,12 +53,15 @@ export class PublishSource implements SessionSource {
       return null;
     }
     this.#active = true;
+    this.#current = session;
     return session;
   }
 
-  close(): void {
+  /** No more publishers; with a cause, the one sending now is cut off too (its upload fails with it). */
+  close(cause?: Error): void {
     this.#end();
     this.#wake?.();
+    if (cause) this.#current?.stream.destroy(cause);
   }
 
   #waitForPublisher(signal: AbortSignal): Promise<void> {

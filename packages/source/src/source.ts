@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { describeError, type InputConfig, type Logger, type SourceConfig, type SourceToMaster, type StreamCheckpoint } from '@mkvcast/shared';
+import { StreamCutError, describeError, type InputConfig, type SourceStreamInfo, type Logger, type SourceConfig, type SourceToMaster, type StreamCheckpoint } from '@mkvcast/shared';
 import type { Hub } from './hub.js';
 import { StreamIngest } from './ingest.js';
 import { PooledHeaderBuilder, type HeaderBuilder } from './headerBuilder.js';
@@ -30,6 +30,8 @@ export class Source {
   readonly #headers: HeaderBuilder = new PooledHeaderBuilder();
   /** Streams the last run of the source left live, by name, until their ingest starts. */
   readonly #resume: Map<string, StreamCheckpoint>;
+  /** Ingests stopped by an operator's cut: they end their stream as if their input had ended. */
+  readonly #cut = new WeakSet<StreamIngest>();
 
   constructor(config: SourceConfig, hub: Hub, log: Logger, send: (m: SourceToMaster) => void) {
     this.#config = config;
@@ -74,6 +76,30 @@ export class Source {
     this.#publish.accept(socket, received);
   }
 
+  /** Every live stream, with where it comes from. */
+  streams(): SourceStreamInfo[] {
+    const inputs = new Set(this.#config.inputs.map((i) => i.name));
+    return this.#hub.describe().map((s) => ({ ...s, origin: inputs.has(s.name) ? 'input' : 'publisher' }));
+  }
+
+  /** Publishers refused, by reason. */
+  get rejected(): ReadonlyMap<string, number> {
+    return this.#publish.rejected;
+  }
+
+  /**
+   * Ends a stream on an operator's command: its input stops (a publisher's
+   * upload is cut off and answered 410), its players get what they have and
+   * are closed. False when no such stream runs.
+   */
+  cut(name: string): boolean {
+    const running = this.#running.get(name);
+    if (!running) return false;
+    this.#cut.add(running.ingest);
+    running.ingest.stop(new StreamCutError(name));
+    return true;
+  }
+
   async close(): Promise<void> {
     this.#publish.close();
     for (const { ingest } of this.#running.values()) ingest.stop();
@@ -108,9 +134,16 @@ export class Source {
         message = describeError(err);
       }
       if (this.#running.get(name)?.ingest === ingest) this.#running.delete(name);
-      if (ingest.stopped) return;
+      const cut = this.#cut.has(ingest);
+      if (ingest.stopped && !cut) return;
+      if (cut) {
+        // What the cut did to the input is no error of the stream's.
+        ok = true;
+        message = undefined;
+        this.#log.info(`stream '${name}': cut on command`);
+      }
       this.#hub.endStream(name, ok ? 'eof' : 'error', message);
-      if (ok) this.#log.info(`stream '${name}': ended`);
+      if (ok && !cut) this.#log.info(`stream '${name}': ended`);
       await this.#hub.flushed(FLUSH_TIMEOUT_MS);
       this.#send({ type: 'ended', stream: name, ok, ...(message ? { message } : {}) });
     })();

@@ -1,5 +1,6 @@
 import type { LatencySummary } from '../latency.js';
 import type { TrackSummary } from './stream.js';
+import type { AnswerMessage, ApiQuery, EdgeQuery, QueryMessage, SourceQuery } from './api.js';
 
 /**
  * Control messages between the master and its children, over the IPC channel
@@ -165,7 +166,7 @@ export interface CheckpointMessage extends Omit<StreamCheckpoint, 'header'> {
   header?: string;
 }
 
-export type SourceToMaster = ReadyMessage | FailedMessage | EndedMessage | SourceStats | CheckpointMessage;
+export type SourceToMaster = ReadyMessage | FailedMessage | EndedMessage | SourceStats | CheckpointMessage | AnswerMessage;
 export type EdgeToMaster =
   | ReadyMessage
   | FailedMessage
@@ -174,7 +175,9 @@ export type EdgeToMaster =
   | EdgeStats
   | StreamDoneMessage
   | HandBackMessage
-  | PublishMessage;
+  | PublishMessage
+  | QueryMessage<ApiQuery>
+  | AnswerMessage;
 /** Master → source: the port is open; start reading the inputs. */
 export interface StartMessage {
   type: 'start';
@@ -186,11 +189,13 @@ export interface PublishMessage {
   received: string;
 }
 
-export type MasterToSource = StartMessage | ShutdownMessage | PublishMessage;
+export type MasterToSource = StartMessage | ShutdownMessage | PublishMessage | QueryMessage<SourceQuery>;
 export type MasterToEdge =
   | ConnectionMessage
   | ListenMessage
   | LevelMessage
   | ShutdownMessage
   | ClusterStatsMessage
-  | DrainMessage;
+  | DrainMessage
+  | QueryMessage<EdgeQuery>
+  | AnswerMessage;

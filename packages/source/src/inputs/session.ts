@@ -14,5 +14,6 @@ export interface Session {
 export interface SessionSource {
   /** Resolves with the next session, or null when the source is finished for good (closed, or gave up). */
   next(signal: AbortSignal): Promise<Session | null>;
-  close(): void;
+  /** Finished for good; `cause` (an operator cutting the stream) also ends a session in progress, where a source can. */
+  close(cause?: Error): void;
 }

@@ -52,6 +52,11 @@ function parser(argv: string[]) {
       'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },
       'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may stay behind before it is disconnected' },
       'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
+      'api-token': {
+        type: 'string',
+        requiresArg: true,
+        describe: 'bearer token the Control API (/api/v1/) and /metrics require; default: none needed',
+      },
     })
     .strictOptions()
     .version(false)
@@ -193,6 +198,7 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     maxLagMs: positive(args['max-lag'], 'max-lag') * 1000,
     slowTimeoutMs: positive(args['slow-timeout'], 'slow-timeout') * 1000,
     logLevel: args['log-level'],
+    apiToken: args['api-token'] || null,
   };
 }
 

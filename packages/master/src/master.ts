@@ -23,6 +23,7 @@ import type {
   StreamCheckpoint,
 } from '@mkvcast/shared';
 import { Child } from './child.js';
+import { ControlApi } from './controlApi.js';
 import { HeldPublishers } from './heldPublishers.js';
 import { bindPublicSocket, listenBacklog, type TcpHandle } from './listenHandle.js';
 
@@ -46,6 +47,8 @@ export interface MasterOptions {
   maxLagMs: number;
   slowTimeoutMs: number;
   logLevel: LogLevel;
+  /** The Control API and /metrics need this bearer token; null or absent: open. */
+  apiToken?: string | null;
 }
 
 const STATS_INTERVAL_MS = 1000;
@@ -107,7 +110,10 @@ export class Master {
   /** Rejects when a child cannot start; start() races it. */
   readonly #failed: Promise<never>;
   #fail!: (err: StartError) => void;
-  readonly #heldPublishers = new HeldPublishers(HELD_PUBLISHERS, HELD_PUBLISHER_MS, (socket) => socket.end(UNAVAILABLE));
+  readonly #heldPublishers = new HeldPublishers(HELD_PUBLISHERS, HELD_PUBLISHER_MS, (socket) => this.#unavailable(socket));
+  /** Connections answered 503 here, for the metrics. */
+  #unavailableCount = 0;
+  readonly #api: ControlApi;
   readonly #startedAt = Date.now();
   readonly #ended = new Map<string, boolean>();
   readonly #done = new Map<string, Set<number>>();
@@ -127,6 +133,27 @@ export class Master {
     const socketPath = join(this.#dir, 'source.sock');
     this.#source = this.#makeSource(socketPath);
     this.#edges = Array.from({ length: options.edges }, (_, i) => this.#makeEdge(i + 1, socketPath));
+    this.#api = new ControlApi({
+      source: this.#source,
+      edges: this.#edges.map((e) => e.child),
+      options: () => ({ ...this.#options, publishKey: masked(this.#options.publishKey), apiToken: masked(this.#options.apiToken) }),
+      startedAt: this.#startedAt,
+      reload: () => this.#reloadForApi(),
+      unavailable: () => this.#unavailableCount,
+    });
+  }
+
+  /**
+   * POST /api/v1/reload. Until the master can reload its configuration, it
+   * says so; then this becomes `return this.reload();`.
+   */
+  #reloadForApi(): Promise<unknown> {
+    return Promise.reject(new HttpError('MKV_ERR_RELOAD_UNAVAILABLE', 'this server cannot reload its configuration'));
+  }
+
+  #unavailable(socket: Socket): void {
+    this.#unavailableCount++;
+    socket.end(UNAVAILABLE);
   }
 
   /**
@@ -166,6 +193,7 @@ export class Master {
     this.#closing ??= (async () => {
       this.#listener?.close();
       this.#heldPublishers.close();
+      this.#api.close();
       await Promise.all([this.#source.stop(), ...this.#edges.map((e) => e.child.stop())]);
       rmSync(this.#dir, { recursive: true, force: true });
       this.#resolveExit(code);
@@ -207,6 +235,8 @@ export class Master {
           return this.#onCheckpoint(message);
         case 'ended':
           return this.#onEnded(message);
+        case 'answer':
+          return this.#api.answer(message);
       }
     });
     child.on('fatal', (why) => this.#fatal(why));
@@ -232,6 +262,7 @@ export class Master {
       playerBacklogBytes: o.playerBacklogBytes,
       maxLagMs: o.maxLagMs,
       slowTimeoutMs: o.slowTimeoutMs,
+      apiToken: o.apiToken ?? null,
       defaultStream: o.inputs.length === 1 ? o.inputs[0]!.name : null,
       edges: o.edges,
       streams: o.inputs.map((i) => i.name),
@@ -288,6 +319,10 @@ export class Master {
           return;
         case 'stream-done':
           return this.#onStreamDone(edgeId, message.stream);
+        case 'query':
+          return this.#api.serve(slot.child, message);
+        case 'answer':
+          return this.#api.answer(message);
       }
     });
     slot.child.on('fatal', (why) => this.#fatal(why));
@@ -316,7 +351,7 @@ export class Master {
     }
     const message: MasterToEdge = handedBack ? { type: 'conn', received: handedBack.received, tried: handedBack.tried } : { type: 'conn' };
     if (!best || !best.child.send(message, socket)) {
-      socket.end(UNAVAILABLE);
+      this.#unavailable(socket);
       return;
     }
     best.handed++;
@@ -445,6 +480,11 @@ export class Master {
     total.latencyMs = latency.summary();
     return total;
   }
+}
+
+/** A secret shown in the options as set or not, never itself. */
+function masked(secret: string | null | undefined): string | null {
+  return secret ? '(set)' : null;
 }
 
 export const DEFAULT_EDGES = Math.max(1, availableParallelism());

@@ -145,7 +145,7 @@ export class PublishRouter {
   }
 
   #count(err: unknown): void {
-    const reason = err instanceof MkvcastError ? err.code.replace(/^MKV_ERR_/, '').toLowerCase() : 'internal';
+    const reason = `publish_${err instanceof MkvcastError ? err.code.replace(/^MKV_ERR_/, '').toLowerCase() : 'internal'}`;
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
   }
 

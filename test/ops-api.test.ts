@@ -354,3 +354,60 @@ describe('DELETE streams/<name> cuts a published stream', { timeout: 60_000 }, (
     }
   });
 });
+
+/** The status and headers of a GET, then the connection is dropped (a live stream's body never ends). */
+function responseHead(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false });
+    const timer = setTimeout(() => req.destroy(new Error(`GET ${url}: no answer within 5 s`)), 5000);
+    req.once('error', reject);
+    req.once('response', (res) => {
+      clearTimeout(timer);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+      req.destroy();
+    });
+  });
+}
+
+describe("the master's own 503 carries the CORS header and the error code", { timeout: 60_000 }, () => {
+  it('edge 1 full and edge 2 restarting: the hand-back finds no edge; 503 MKV_ERR_UNAVAILABLE with Access-Control-Allow-Origin', async () => {
+    const clip = await makeClip('webm-vp8-opus', { seconds: 60 });
+    const stream = streamName(clip);
+    const master = await startMaster([clip, '--loop', '--edges', '2', '--clients-per-edge', '1']);
+    const players: TestPlayer[] = [];
+    try {
+      await waitForStream(master, stream, 15_000);
+      players.push(await openPlayer(master.url(`/live/${stream}`), 'holder'));
+      // A restarted edge is back within a second or so: try a few times to land in that window.
+      let answer: { status: number; headers: http.IncomingHttpHeaders } | undefined;
+      for (let attempt = 0; attempt < 5 && answer?.status !== 503; attempt++) {
+        const [holder] = await waitFor('the player in the list', async () => {
+          const list = (json(await request(master.url('/api/v1/clients'))) as { clients: ApiClient[] }).clients;
+          return list.length === 1 ? list : undefined;
+        }, 10_000);
+        const other = holder!.edge === 1 ? 2 : 1;
+        const edges = (json(await request(master.url('/api/v1/edges'))) as { edges: { id: number; pid: number; ready: boolean }[] }).edges;
+        const victim = edges.find((e) => e.id === other)!;
+        const died = master.stderr().split(`edge ${other} died`).length;
+        process.kill(victim.pid, 'SIGKILL');
+        await waitFor(`edge ${other} to be seen dead`, () => master.stderr().split(`edge ${other} died`).length > died, 5000, 5);
+        // Only the full edge accepts now: it hands the player back, and the master has no edge for it.
+        const reply = await responseHead(master.url(`/live/${stream}`));
+        if (reply.status === 503 && reply.headers['retry-after'] === '2') answer = reply;
+        await waitFor(`edge ${other} back`, async () => {
+          const list = (json(await request(master.url('/api/v1/edges'))) as { edges: { id: number; ready: boolean }[] }).edges;
+          return list.every((e) => e.ready);
+        }, 10_000);
+      }
+      if (!answer) {
+        // Never a silent pass: say why nothing was checked.
+        assert.fail('the restarted edge came back before any request reached the master five times in a row');
+      }
+      assert.equal(answer.headers['access-control-allow-origin'], '*', "the master's 503 has the CORS header");
+      assert.equal(answer.headers['retry-after'], '2');
+    } finally {
+      for (const p of players) p.stop();
+      await stopQuietly(master);
+    }
+  });
+});

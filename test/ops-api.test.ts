@@ -355,22 +355,31 @@ describe('DELETE streams/<name> cuts a published stream', { timeout: 60_000 }, (
   });
 });
 
-/** The status and headers of a GET, then the connection is dropped (a live stream's body never ends). */
-function responseHead(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+/** A GET's status, headers and (for an error) body; a 200 is dropped at once (a live stream's body never ends). */
+function responseHead(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent: false });
     const timer = setTimeout(() => req.destroy(new Error(`GET ${url}: no answer within 5 s`)), 5000);
     req.once('error', reject);
     req.once('response', (res) => {
-      clearTimeout(timer);
-      resolve({ status: res.statusCode ?? 0, headers: res.headers });
-      req.destroy();
+      const answer = { status: res.statusCode ?? 0, headers: res.headers, body: '' };
+      if (answer.status === 200) {
+        clearTimeout(timer);
+        resolve(answer);
+        req.destroy();
+        return;
+      }
+      res.on('data', (c: Buffer) => (answer.body += c.toString()));
+      res.once('end', () => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
     });
   });
 }
 
-describe("the master's own 503 carries the CORS header and the error code", { timeout: 60_000 }, () => {
-  it('edge 1 full and edge 2 restarting: the hand-back finds no edge; 503 MKV_ERR_UNAVAILABLE with Access-Control-Allow-Origin', async () => {
+describe("the master's own 503 carries the CORS header like every other answer", { timeout: 60_000 }, () => {
+  it('edge 1 full and edge 2 restarting: the hand-back finds no edge; 503 with Retry-After and Access-Control-Allow-Origin', async () => {
     const clip = await makeClip('webm-vp8-opus', { seconds: 60 });
     const stream = streamName(clip);
     const master = await startMaster([clip, '--loop', '--edges', '2', '--clients-per-edge', '1']);
@@ -379,7 +388,7 @@ describe("the master's own 503 carries the CORS header and the error code", { ti
       await waitForStream(master, stream, 15_000);
       players.push(await openPlayer(master.url(`/live/${stream}`), 'holder'));
       // A restarted edge is back within a second or so: try a few times to land in that window.
-      let answer: { status: number; headers: http.IncomingHttpHeaders } | undefined;
+      let answer: { status: number; headers: http.IncomingHttpHeaders; body: string } | undefined;
       for (let attempt = 0; attempt < 5 && answer?.status !== 503; attempt++) {
         const [holder] = await waitFor('the player in the list', async () => {
           const list = (json(await request(master.url('/api/v1/clients'))) as { clients: ApiClient[] }).clients;
@@ -405,6 +414,7 @@ describe("the master's own 503 carries the CORS header and the error code", { ti
       }
       assert.equal(answer.headers['access-control-allow-origin'], '*', "the master's 503 has the CORS header");
       assert.equal(answer.headers['retry-after'], '2');
+      assert.match(answer.body, /restarting/, 'the same message as every 503 of the master');
     } finally {
       for (const p of players) p.stop();
       await stopQuietly(master);

@@ -40,7 +40,7 @@ interface EdgeLink {
  */
 export class Hub {
   readonly #server: Server;
-  readonly #config: SourceConfig;
+  #config: SourceConfig;
   readonly #log: Logger;
   readonly #epoch = randomUUID();
   readonly #streams = new Map<string, HubStream>();
@@ -77,6 +77,11 @@ export class Hub {
       segments: 0,
       bytesIn: 0,
     });
+  }
+
+  /** A reload's config: streams opened from now on keep what it says (rings of live streams keep their size). */
+  configure(config: SourceConfig): void {
+    this.#config = { ...config, socketPath: this.#config.socketPath };
   }
 
   /** A stream's header and next sequence number, for its checkpoint. */

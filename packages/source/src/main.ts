@@ -43,6 +43,16 @@ async function main(): Promise<void> {
       case 'publish':
         if (handle) source.publish(handle, Buffer.from(message.received, 'latin1'));
         return;
+      case 'configure':
+        hub.configure(message.config);
+        source.configure(message.config);
+        return;
+      case 'add-input':
+        source.addInput(message.input, message.resume);
+        return;
+      case 'end-input':
+        source.endInput(message.stream);
+        return;
     }
   });
   setInterval(() => send(hub.stats()), STATS_INTERVAL_MS).unref();

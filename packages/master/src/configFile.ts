@@ -167,7 +167,7 @@ export function parseConfig(text: string, path: string, table: Record<string, Op
   };
   const syntax = doc.errors[0];
   if (syntax) {
-    const line = syntax.linePos?.[0].line;
+    const line = lines.linePos(syntax.pos[0]).line;
     throw new ConfigError(`${file}${line ? `:${line}` : ''}: not valid YAML: ${syntax.message.split('\n')[0]}`);
   }
   const fail = (node: Node | null | undefined, message: string): never => {

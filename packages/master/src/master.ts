@@ -219,7 +219,6 @@ export class Master {
       edges: { from: edgesBefore, to: this.#edges.length },
     };
     this.#log.info(`reloaded ${this.#options.configFile}: ${describeReload(result)}`);
-    if (diff.needsRestart.length > 0) this.#log.warn(`${diff.needsRestart.join(', ')} changed: needs a restart; the old value stays until then`);
     this.#broadcastStats();
     return result;
   }
@@ -268,13 +267,15 @@ export class Master {
         this.#log.info(`edge ${slot.edgeId} retired`);
       });
     }
+    // Leveling starts again over the edges there are now.
     this.#least = -1;
-    // The edges know how many there are (a full edge hands a player on while others remain).
-    if (started.length === 0) return;
+    if (started.length === 0) return this.#level();
     await Promise.race([
       Promise.all(started.map((slot) => new Promise<void>((resolve) => slot.child.once('listening', () => resolve())))),
       new Promise<void>((resolve) => setTimeout(resolve, EDGE_START_WAIT_MS).unref()),
     ]);
+    // The busy edges learn at once that an empty one is there, and hand it their next players.
+    this.#level();
   }
 
   /** A child's event, or the start failing. */
@@ -588,6 +589,7 @@ function describeReload(r: ReloadResult & { ok: true }): string {
   if (r.replaced.length > 0) parts.push(`new input for ${r.replaced.join(', ')}`);
   if (r.changed.length > 0) parts.push(`changed ${r.changed.join(', ')}`);
   if (r.edges.from !== r.edges.to) parts.push(`edges ${r.edges.from} → ${r.edges.to}`);
+  if (r.needsRestart.length > 0) parts.push(`${r.needsRestart.join(', ')} ${r.needsRestart.length > 1 ? 'need' : 'needs'} a restart (the running value stays until then)`);
   return parts.length > 0 ? parts.join('; ') : 'nothing changed';
 }
 

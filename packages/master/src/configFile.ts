@@ -242,6 +242,11 @@ function streamSections(pair: Pair<Node, Node | null>, at: (node: Node | null | 
       if (key === 'input' && value === '') fail(inner.key, `streams.${name}.input must name a file or URL`);
       (section as unknown as Record<string, unknown>)[key] = value;
     }
+    // A key nobody checks would look like protection: a configured input's name takes no publishers,
+    // and a tcp:// listener takes no key.
+    if (section.input !== undefined && section.publishKey !== undefined) {
+      fail(entry.key, `streams.${name} has an input and a publishKey: publishers cannot feed a stream that has an input (and tcp:// takes no key)`);
+    }
     if (section.input === undefined && (section.loop !== undefined || section.realtime !== undefined)) {
       fail(entry.key, `streams.${name} has loop or realtime but no input`);
     }

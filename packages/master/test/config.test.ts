@@ -80,6 +80,10 @@ describe('config file messages: file:line: key problem', () => {
     assert.equal(problem('streams:\n  a/b: { input: x.webm }\n'), "mkvcast.yaml:2: stream name 'a/b' may use only letters, digits and . _ ~ -");
     assert.equal(problem('streams:\n  x: { loop: true, publishKey: k }\n'), 'mkvcast.yaml:2: streams.x has loop or realtime but no input');
     assert.equal(problem('config: other.yaml\n'), 'mkvcast.yaml:1: unknown key config');
+    assert.equal(
+      problem('streams:\n  cam: { input: "tcp://0.0.0.0:1", publishKey: k }\n'),
+      'mkvcast.yaml:2: streams.cam has an input and a publishKey: publishers cannot feed a stream that has an input (and tcp:// takes no key)',
+    );
   });
 
   it('an empty file is valid', () => {

@@ -56,7 +56,7 @@ export const OPTIONS = {
 
 /** The range of each numeric option, checked alike on the command line and in the config file. */
 export const NUMBER_RULES: Record<string, NumberRule> = {
-  edges: { min: 1, whole: true },
+  edges: { min: 1, whole: true, cap: 256 },
   'clients-per-edge': { min: 1, max: 100_000, whole: true },
   port: { min: 0, max: 65535, whole: true },
   grace: { min: 0 },

@@ -30,6 +30,8 @@ export interface NumberRule {
   min: number;
   max?: number;
   whole?: boolean;
+  /** A sanity ceiling, said only to a value above it (`--edges 100000` would fork that many processes). */
+  cap?: number;
 }
 
 /** Flag prefixes that are sections in the file: `--hooks-on-play` is `hooks.on_play`. */
@@ -81,6 +83,7 @@ export function numberProblem(value: unknown, rule: NumberRule | undefined): str
     Number.isFinite(value) &&
     (!whole || Number.isInteger(value)) &&
     (rule === undefined || (value >= rule.min && (rule.max === undefined || value <= rule.max)));
+  if (ok && rule?.cap !== undefined && (value as number) > rule.cap) return `must be at most ${rule.cap}`;
   return ok ? null : `must be ${kind}${range}`;
 }
 

@@ -72,6 +72,7 @@ describe('config file messages: file:line: key problem', () => {
     assert.equal(problem('port: 8080\nedges: 0\n'), 'mkvcast.yaml:2: edges must be a whole number ≥ 1, not 0');
     assert.equal(problem('port: 70000\n'), 'mkvcast.yaml:1: port must be a whole number from 0 to 65535, not 70000');
     assert.equal(problem('grace: -1\n'), 'mkvcast.yaml:1: grace must be a number ≥ 0, not -1');
+    assert.equal(problem('edges: 1000\n'), 'mkvcast.yaml:1: edges must be at most 256, not 1000');
   });
 
   it('YAML that does not parse, a duplicate key, a bad stream name, a section without input', () => {

@@ -185,7 +185,10 @@ export class Hub {
     });
     link.channel.on('close', (err) => {
       this.#edges.delete(link);
-      if (err) this.#log.warn(`edge ${link.edgeId ?? '?'}: ${err.message}`);
+      // An edge that exits (retired by a reload, killed) resets the link with Segments unread:
+      // the master already says why it went.
+      const reset = (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET';
+      if (err) (reset ? this.#log.debug.bind(this.#log) : this.#log.warn.bind(this.#log))(`edge ${link.edgeId ?? '?'}: ${err.message}`);
     });
   }
 

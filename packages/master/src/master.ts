@@ -183,7 +183,11 @@ export class Master {
    * An invalid file changes nothing. Reloads run one at a time.
    */
   reload(): Promise<ReloadResult> {
-    const run = this.#reloading.then(() => this.#reload());
+    const run = this.#reloading.then(() => this.#reload()).catch((err: unknown): ReloadResult => {
+      // A fault of ours, not of the file: said, and the next reload still runs.
+      this.#log.error(`reload failed: ${describeError(err)}`);
+      return { ok: false, code: 'MKV_ERR_RELOAD', error: describeError(err) };
+    });
     this.#reloading = run;
     return run;
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { assertMonotonicPts, packetPts, type LiveList } from './helpers/ingest.js';
-import { collectWatching, makeClip, probe } from './helpers/media.js';
+import { collect, collectWatching, makeClip, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 import { assertNoStack, errorsIgnoringCut, getStats, pidAlive, request, runCli, stopQuietly, waitFor, waitForStats, waitForStream } from './helpers/live.js';
 
@@ -245,11 +245,13 @@ describe('reload on SIGHUP', () => {
       await player.keepsGrowing(1000, 20_000, 'A\'s player after the refusals');
       assert.deepEqual(await liveNames(m), ['a']);
       assert.equal((await getStats(m)).capacity, 16, 'clientsPerEdge of the refused file not applied');
-      // The file fixed: it applies.
-      config.write(`clientsPerEdge: 8\nstreams:\n  a: { input: "${clip}", loop: true }\n`);
+      // The file fixed: it applies, at the edge too (its one slot is taken: the next player gets 503).
+      config.write(`clientsPerEdge: 1\nstreams:\n  a: { input: "${clip}", loop: true }\n`);
       await hup(m, /reloaded \S*mkvcast\.yaml: changed clientsPerEdge$/);
-      await waitForStats(m, 'capacity 8', (s) => s.capacity === 8);
-      assert.equal(player.closed, false);
+      await waitForStats(m, 'capacity 1', (s) => s.capacity === 1);
+      const refused = await collect(m.url('/live/a'), { ms: 3000 });
+      assert.equal(refused.status, 503, 'the edge applied clientsPerEdge: 1');
+      assert.equal(player.closed, false, 'the player in the one slot stays');
     } finally {
       await player?.end();
       await stopQuietly(master);

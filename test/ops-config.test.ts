@@ -252,6 +252,18 @@ describe('reload on SIGHUP', () => {
       const refused = await collect(m.url('/live/a'), { ms: 3000 });
       assert.equal(refused.status, 503, 'the edge applied clientsPerEdge: 1');
       assert.equal(player.closed, false, 'the player in the one slot stays');
+      // An edge that dies after the reload comes back with the new config, not the one it started with.
+      const [edge] = (await getStats(m)).pids.edges;
+      process.kill(edge!, 'SIGKILL');
+      await waitForStats(m, 'the edge restarted', (s) => s.pids.edges[0] !== null && s.pids.edges[0] !== edge, 15_000);
+      await waitFor('the old edge\'s player to be closed', () => player!.closed, 5000, 20);
+      const again = new RawPlayer(m.port, '/live/a');
+      try {
+        await again.has(10_000);
+        assert.equal((await collect(m.url('/live/a'), { ms: 3000 })).status, 503, 'the restarted edge has clientsPerEdge: 1');
+      } finally {
+        await again.end();
+      }
     } finally {
       await player?.end();
       await stopQuietly(master);

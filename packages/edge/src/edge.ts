@@ -25,10 +25,14 @@ import { apiRequest, isApiPath, PREFLIGHT_HEADERS, type ApiRequest } from './api
 
 
 import { LiveStream, type StartMode } from './liveStream.js';
-import { Player, type PlayerCounters } from './player.js';
+import { Player, type PlayerCounters, type PlayerPolicy } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
 import { statusPage } from './statusPage.js';
+
+function policyOf(config: EdgeConfig): PlayerPolicy {
+  return { backlogBytes: config.playerBacklogBytes, maxLagMs: config.maxLagMs, slowTimeoutMs: config.slowTimeoutMs };
+}
 
 /** A client has this long to send its request head. */
 const HEAD_TIMEOUT_MS = 10_000;
@@ -111,7 +115,11 @@ const MAX_LEVELING = 16;
  * link, and the HTTP players on the sockets the master hands over.
  */
 export class Edge {
-  readonly #config: EdgeConfig;
+  #config: EdgeConfig;
+  /** Every player's limits, one object: a reload changes them for the players already in too. */
+  readonly #policy: PlayerPolicy;
+  /** Called once, when a retiring edge has no connection left. */
+  #onIdle: (() => void) | undefined;
   readonly #log: Logger;
   readonly #events: EdgeEvents;
   readonly #link: SourceLink;
@@ -144,6 +152,7 @@ export class Edge {
 
   constructor(config: EdgeConfig, log: Logger, events: EdgeEvents) {
     this.#config = config;
+    this.#policy = policyOf(config);
     this.#log = log;
     this.#events = events;
     this.#sendBuffer = new SendBufferCap(PLAYER_SEND_BUFFER, log);
@@ -250,6 +259,7 @@ export class Edge {
     socket.once('close', () => {
       this.#sockets.delete(socket);
       this.#reportLoad();
+      this.#checkIdle();
     });
     const reader = new RequestHeadReader();
     const timer = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS);
@@ -272,6 +282,29 @@ export class Edge {
     socket.on('data', onData);
     if (received) onData(received);
     socket.resume();
+  }
+
+  /**
+   * A reload's config: limits, keys and the stream list from now on, for the
+   * players already in too. The edge's id and the source's socket stay.
+   */
+  configure(config: EdgeConfig): void {
+    this.#config = { ...config, edgeId: this.#config.edgeId, socketPath: this.#config.socketPath };
+    Object.assign(this.#policy, policyOf(config));
+    for (const stream of this.#streams.values()) stream.maxDelayMs = config.maxDelayMs;
+  }
+
+  /** This edge was removed (fewer edges): `onIdle` once its last connection has closed. */
+  retire(onIdle: () => void): void {
+    this.#onIdle = onIdle;
+    this.#checkIdle();
+  }
+
+  #checkIdle(): void {
+    if (!this.#onIdle || this.#sockets.size > 0) return;
+    const onIdle = this.#onIdle;
+    this.#onIdle = undefined;
+    onIdle();
   }
 
   /** Ends every player and the source link. */
@@ -416,11 +449,7 @@ export class Edge {
   }
 
   #join(socket: Socket, stream: LiveStream, start: StartMode, userAgent: string): void {
-    const player = new Player(
-      socket,
-      { backlogBytes: this.#config.playerBacklogBytes, maxLagMs: this.#config.maxLagMs, slowTimeoutMs: this.#config.slowTimeoutMs },
-      this.#counters,
-    );
+    const player = new Player(socket, this.#policy, this.#counters);
     this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();

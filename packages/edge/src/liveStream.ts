@@ -24,7 +24,8 @@ export class LiveStream {
   /** The source ended it; its players are finishing. */
   ended = false;
   readonly #ring: SegmentRing;
-  readonly #maxDelayMs: number;
+  /** A reload may change it: read at each Segment. */
+  maxDelayMs: number;
   #header: HeaderMessage;
   #responseHead: Buffer;
   #nextSeq: number | null = null;
@@ -37,7 +38,7 @@ export class LiveStream {
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
     this.#ring = new SegmentRing(options);
-    this.#maxDelayMs = options.maxDelayMs;
+    this.maxDelayMs = options.maxDelayMs;
   }
 
   get docType(): string {
@@ -88,8 +89,8 @@ export class LiveStream {
     }
     this.#nextSeq = entry.seq + 1;
     this.#pending.push(entry);
-    if (this.#maxDelayMs === 0) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), this.#maxDelayMs);
+    if (this.maxDelayMs === 0) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), this.maxDelayMs);
   }
 
   /** Writes what is pending to every player, as one buffer each. */

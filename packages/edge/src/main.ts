@@ -3,7 +3,7 @@
  * argv[2]. Pulls Segments from the source, takes public connections from the
  * master as socket handles, and reports load, stats and stream ends over IPC.
  */
-import { createServer, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import {
   LISTEN_BACKLOG,
   Logger,
@@ -95,6 +95,7 @@ function main(): void {
     }
   };
 
+  let server: Server | undefined;
   process.on('message', (message: MasterToEdge, handle?: Socket) => {
     switch (message.type) {
       case 'conn':
@@ -107,7 +108,19 @@ function main(): void {
         edge.level(message.least, message.margin);
         return;
       case 'listen':
-        if (handle) listen(edge, handle, log);
+        if (handle) server = listen(edge, handle, log);
+        return;
+      case 'configure':
+        edge.configure(message.config);
+        return;
+      case 'retire':
+        // Stop accepting; the players here finish watching on this edge, then it exits.
+        server?.close();
+        log.info('retiring: no new players; exiting when the last one leaves');
+        edge.retire(() => {
+          edge.close();
+          process.exit(0);
+        });
         return;
       case 'cluster-stats':
         edge.serverStats = message.stats;
@@ -132,12 +145,13 @@ function main(): void {
 }
 
 /** Accepts players on this edge's copy of the master's public socket. */
-function listen(edge: Edge, handle: object, log: Logger): void {
+function listen(edge: Edge, handle: object, log: Logger): Server {
   // Half-open: an upload delimited by the end of the connection (RFC 9112 §6.3) sends its FIN
   // before the answer; the socket must stay writable while it moves on to the source.
   const server = createServer({ allowHalfOpen: true }, (socket) => edge.accept(socket));
   server.on('error', (err) => log.error(`public socket: ${err.message}`));
   server.listen(handle, LISTEN_BACKLOG, () => send({ type: 'listening' }));
+  return server;
 }
 
 try {

@@ -137,6 +137,20 @@ export class Child<In extends { type: string }, Out extends { type: string }> ex
     clearTimeout(timer);
   }
 
+  /**
+   * Asks the child to finish its work and exit by itself (an edge serving its
+   * last players): no restart, no grace timer. Resolves when it is gone; a
+   * child not up is stopped outright.
+   */
+  async retire(message: Out): Promise<void> {
+    const child = this.#process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!this.send(message)) return this.stop();
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    await new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  }
+
   #onReady(): void {
     clearTimeout(this.#readyTimer);
     this.#ready = true;

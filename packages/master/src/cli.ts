@@ -1,65 +1,101 @@
 import { accessSync, constants, fstatSync, statSync } from 'node:fs';
-import { basename, delimiter, extname, join } from 'node:path';
-import yargs from 'yargs';
+import { createRequire } from 'node:module';
+import { basename, delimiter, dirname, extname, join, resolve } from 'node:path';
+import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { LOG_LEVELS, Logger, UsageError, describeError, type InputConfig, type LogLevel } from '@mkvcast/shared';
+import { ConfigError, numberProblem, readConfigFile, type ConfigFile, type NumberRule, type StreamSection } from './configFile.js';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
 
 const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
 
-function parser(argv: string[]) {
+/**
+ * Every option, as yargs takes it. The config file's keys come from this table
+ * (see configFile.ts): an option added here is a key there too.
+ */
+export const OPTIONS = {
+  config: { type: 'string', requiresArg: true, describe: 'read options and streams from this YAML file (command-line options win); SIGHUP reloads it' },
+  edges: { type: 'number', requiresArg: true, default: DEFAULT_EDGES, describe: 'edge processes serving players (default: cores)' },
+  'clients-per-edge': { type: 'number', requiresArg: true, default: 16, describe: 'players each edge serves; capacity = edges × this' },
+  port: { type: 'number', requiresArg: true, default: 8080, describe: 'public HTTP port (0: any free port)' },
+  host: { type: 'string', requiresArg: true, default: '0.0.0.0', describe: 'address to listen on' },
+  name: { type: 'string', requiresArg: true, describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
+  loop: { type: 'boolean', default: false, describe: 'repeat a file forever, timestamps kept monotonic' },
+  ffmpeg: {
+    type: 'string',
+    requiresArg: true,
+    describe: 'ffmpeg used to remux MPEG-TS, FLV or MP4 inputs to Matroska (default: ffmpeg on PATH, if any; --no-ffmpeg: none, refuse them)',
+  },
+  'publish-key': { type: 'string', requiresArg: true, describe: 'key publishers must give (Basic-auth password or ?key=); default: none needed' },
+  grace: { type: 'number', requiresArg: true, default: 10, describe: 'seconds a stream waits for its publisher or upstream to come back; its players stay connected' },
+  'max-published': { type: 'number', requiresArg: true, default: 64, describe: 'published streams live at once; the next publisher gets 503' },
+  'idle-timeout': { type: 'number', requiresArg: true, default: 15, describe: 'seconds of silence after which a publisher or upstream is cut off' },
+  realtime: {
+    type: 'boolean',
+    describe: 'pace the input by its timestamps (default: on for files and stdin redirected from a file, off for pipes); --no-realtime: as fast as it comes',
+  },
+  buffer: { type: 'number', requiresArg: true, default: 10, describe: 'seconds of recent stream each process keeps' },
+  'buffer-mb': { type: 'number', requiresArg: true, default: 64, describe: 'most MB of recent stream kept per stream' },
+  burst: { type: 'number', requiresArg: true, default: 0, describe: 'a new player starts this many seconds back (at a keyframe) for a fuller buffer' },
+  start: {
+    choices: ['newest', 'next'] as const,
+    default: 'newest' as const,
+    describe: 'where a new player starts: the newest keyframe (a picture at once) or the next one (at the live edge); ?start= overrides',
+  },
+  'max-delay': {
+    type: 'number',
+    requiresArg: true,
+    default: 50,
+    describe: 'ms a Segment may wait at an edge to be written with the next ones (one write per player); 0: at once',
+  },
+  'player-backlog-kb': { type: 'number', requiresArg: true, default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },
+  'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },
+  'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may stay behind before it is disconnected' },
+  'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
+  'api-token': {
+    type: 'string',
+    requiresArg: true,
+    describe: 'bearer token the Control API (/api/v1/) and /metrics require; default: none needed',
+  },
+} as const satisfies Record<string, Options>;
+
+/** The range of each numeric option, checked alike on the command line and in the config file. */
+export const NUMBER_RULES: Record<string, NumberRule> = {
+  edges: { min: 1, whole: true, cap: 256 },
+  'clients-per-edge': { min: 1, max: 100_000, whole: true },
+  port: { min: 0, max: 65535, whole: true },
+  grace: { min: 0 },
+  'max-published': { min: 0, max: 10_000, whole: true },
+  'idle-timeout': { min: 0 },
+  buffer: { min: 0 },
+  'buffer-mb': { min: 0 },
+  burst: { min: 0 },
+  'max-delay': { min: 0, max: 10_000, whole: true },
+  'player-backlog-kb': { min: 0 },
+  'max-lag': { min: 0 },
+  'slow-timeout': { min: 0 },
+};
+
+const require = createRequire(import.meta.url);
+export const VERSION: string = (require('../../package.json') as { version: string }).version;
+
+function parser(argv: string[], file: Record<string, unknown> = {}) {
   return yargs(argv)
     .scriptName('master')
     .usage('$0 [input | name=input ...] [options]\n\nServe Matroska/WebM streams live over HTTP to many players.\n' +
       'input: a file, - for standard input (read from a pipe when omitted), an http(s):// URL to pull,\n' +
       'or tcp://host:port to listen on. With no input, publishers create streams with PUT/POST /live/<name>.')
     .positional('input', { type: 'string', describe: 'file path, or - for stdin' })
-    .options({
-      edges: { type: 'number', requiresArg: true, default: DEFAULT_EDGES, describe: 'edge processes serving players (default: cores)' },
-      'clients-per-edge': { type: 'number', requiresArg: true, default: 16, describe: 'players each edge serves; capacity = edges × this' },
-      port: { type: 'number', requiresArg: true, default: 8080, describe: 'public HTTP port (0: any free port)' },
-      host: { type: 'string', requiresArg: true, default: '0.0.0.0', describe: 'address to listen on' },
-      name: { type: 'string', requiresArg: true, describe: 'stream name, served at /live/<name> (default: file name, or "live")' },
-      loop: { type: 'boolean', default: false, describe: 'repeat a file forever, timestamps kept monotonic' },
-      ffmpeg: {
-        type: 'string',
-        requiresArg: true,
-        describe: 'ffmpeg used to remux MPEG-TS, FLV or MP4 inputs to Matroska (default: ffmpeg on PATH, if any; --no-ffmpeg: none, refuse them)',
-      },
-      'publish-key': { type: 'string', requiresArg: true, describe: 'key publishers must give (Basic-auth password or ?key=); default: none needed' },
-      grace: { type: 'number', requiresArg: true, default: 10, describe: 'seconds a stream waits for its publisher or upstream to come back; its players stay connected' },
-      'max-published': { type: 'number', requiresArg: true, default: 64, describe: 'published streams live at once; the next publisher gets 503' },
-      'idle-timeout': { type: 'number', requiresArg: true, default: 15, describe: 'seconds of silence after which a publisher or upstream is cut off' },
-      realtime: {
-        type: 'boolean',
-        describe: 'pace the input by its timestamps (default: on for files and stdin redirected from a file, off for pipes)',
-      },
-      buffer: { type: 'number', requiresArg: true, default: 10, describe: 'seconds of recent stream each process keeps' },
-      'buffer-mb': { type: 'number', requiresArg: true, default: 64, describe: 'most MB of recent stream kept per stream' },
-      burst: { type: 'number', requiresArg: true, default: 0, describe: 'a new player starts this many seconds back (at a keyframe) for a fuller buffer' },
-      start: {
-        choices: ['newest', 'next'] as const,
-        default: 'newest' as const,
-        describe: 'where a new player starts: the newest keyframe (a picture at once) or the next one (at the live edge); ?start= overrides',
-      },
-      'max-delay': {
-        type: 'number',
-        requiresArg: true,
-        default: 50,
-        describe: 'ms a Segment may wait at an edge to be written with the next ones (one write per player); 0: at once',
-      },
-      'player-backlog-kb': { type: 'number', requiresArg: true, default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },
-      'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },
-      'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may stay behind before it is disconnected' },
-      'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
-      'api-token': {
-        type: 'string',
-        requiresArg: true,
-        describe: 'bearer token the Control API (/api/v1/) and /metrics require; default: none needed',
-      },
-    })
+    .options(OPTIONS)
+    .config(file)
     .strictOptions()
-    .version(false)
+    .example('$0 movie.webm', 'serve a file at /live/movie, paced in real time')
+    .example('$0 movie.webm --loop --edges 2', 'repeat it forever, two edge processes')
+    .example('$0 --publish-key s3cret', 'no input: publishers PUT/POST to /live/<name>?key=s3cret')
+    .example('$0 cam=tcp://0.0.0.0:12345', 'listen for a raw Matroska stream (ffmpeg -f matroska tcp://…)')
+    .example('ffmpeg … -f matroska - | $0 --no-realtime', 'read standard input as fast as it comes')
+    .example('$0 --config mkvcast.yaml', 'options and streams from a file (docs/mkvcast.example.yaml); kill -HUP reloads it')
+    .version(VERSION)
     .help()
     .alias('h', 'help')
     .wrap(Math.min(100, process.stdout.columns || 100))
@@ -71,16 +107,25 @@ function parser(argv: string[]) {
     });
 }
 
-function integer(value: number, name: string, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, not ${value}`);
+/** What the user typed after --flag (or in --flag=value), for messages. */
+function typed(argv: string[], flag: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${flag}`) return argv[i + 1];
+    if (argv[i]!.startsWith(`--${flag}=`)) return argv[i]!.slice(flag.length + 3);
   }
-  return value;
+  return undefined;
 }
 
-function positive(value: number, name: string): number {
-  if (!Number.isFinite(value) || value < 0) throw new UsageError(`--${name} must be a number ≥ 0, not ${value}`);
-  return value;
+/** Each numeric option within its range: `--edges must be a whole number ≥ 1, not abc`. */
+function checkNumbers(args: Record<string, unknown>, argv: string[]): void {
+  for (const [flag, rule] of Object.entries(NUMBER_RULES)) {
+    const value = args[flag];
+    if (value === undefined) continue;
+    const problem = numberProblem(value, rule);
+    if (!problem) continue;
+    const given = typed(argv, flag) ?? (typeof value === 'number' && !Number.isNaN(value) ? String(value) : undefined);
+    throw new UsageError(`--${flag} ${problem}${given === undefined ? '' : `, not ${given}`}`);
+  }
 }
 
 /** The first executable `name` in PATH, or null. */
@@ -131,20 +176,40 @@ function parseInput(arg: string, nameOption: string | undefined, single: boolean
 }
 
 function inputConfig(arg: string, args: { name?: string; loop: boolean; realtime?: boolean }, single: boolean): InputConfig {
-  const { name, path: given } = parseInput(arg, args.name, single);
-  // Upstreams to fail over between, in order: http://a/live/x|http://b/live/x
-  const [path, ...fallbacks] = LIVE_URL.test(given) ? given.split('|') : [given];
+  const { name, path } = parseInput(arg, args.name, single);
   if (!NAME.test(name)) {
     const what = args.name === name ? '--name' : 'stream name';
     throw new UsageError(`${what} '${name}' may use only letters, digits and . _ ~ -`);
   }
+  return makeInput(name, path, args.loop, args.realtime, true);
+}
+
+/** An input from its name and what feeds it; `loop` on a live input is refused when asked for explicitly. */
+function makeInput(name: string, given: string, loop: boolean, realtime: boolean | undefined, explicitLoop: boolean): InputConfig {
+  // Upstreams to fail over between, in order: http://a/live/x|http://b/live/x
+  const [path, ...fallbacks] = LIVE_URL.test(given) ? given.split('|') : [given];
   const live = LIVE_URL.test(path!);
   if (live) [path!, ...fallbacks].forEach(checkUrl);
   else checkReadable(path!);
   if (fallbacks.length > 0 && !/^https?:/i.test(path!)) throw new UsageError(`only http(s) inputs fail over: ${given}`);
-  if (args.loop && (path === '-' || live)) throw new UsageError(`--loop needs a file; ${path === '-' ? 'standard input' : path} cannot be repeated`);
-  const paced = live ? false : args.realtime ?? (path !== '-' || fstatSync(0).isFile());
-  return { name, path: path!, paced, loop: args.loop && !live, ...(fallbacks.length > 0 ? { fallbacks } : {}) };
+  if (loop && explicitLoop && (path === '-' || live)) throw new UsageError(`--loop needs a file; ${path === '-' ? 'standard input' : path} cannot be repeated`);
+  const paced = live ? false : realtime ?? (path !== '-' || fstatSync(0).isFile());
+  return { name, path: path!, paced, loop: loop && !live && path !== '-', ...(fallbacks.length > 0 ? { fallbacks } : {}) };
+}
+
+/**
+ * A config file's stream: a path relative to the file's folder, loop and
+ * realtime as the top level says unless the section does.
+ */
+function fileInput(section: StreamSection, file: ConfigFile, args: { loop: boolean; realtime?: boolean }): InputConfig {
+  const given = section.input!;
+  try {
+    if (given === '-') throw new UsageError('standard input can be read only when named on the command line');
+    const path = LIVE_URL.test(given) ? given : resolve(dirname(file.path), given);
+    return makeInput(section.name, path, section.loop ?? args.loop, section.realtime ?? args.realtime, section.loop !== undefined);
+  } catch (err) {
+    throw new ConfigError(`${section.where}: streams.${section.name}.input: ${describeError(err).replace(/^--loop/, 'loop')}`);
+  }
 }
 
 function checkUrl(url: string): void {
@@ -168,37 +233,66 @@ function checkReadable(path: string): void {
   if (statSync(path).isDirectory()) throw new UsageError(`cannot read ${path}: it is a directory`);
 }
 
+/** The options yargs parsed: the table's, by flag. */
+type Args = Record<string, unknown> & { _: (string | number)[] };
+
+/**
+ * The command line, over the config file when --config names one, over the
+ * defaults. Throws a UsageError (or ConfigError) whose message is one line.
+ * Reading the options again (a reload) reads the file again.
+ */
 export async function parseOptions(argv: string[]): Promise<MasterOptions> {
-  const args = await parser(argv).parseAsync();
+  let args = (await parser(argv).parseAsync()) as Args;
+  const configPath = args.config as string | undefined;
+  const file = configPath === undefined ? null : readConfigFile(configPath, OPTIONS, NUMBER_RULES);
+  if (file) args = (await parser(argv, file.options).parseAsync()) as Args;
+  checkNumbers(args, argv);
+  const o = args as Args & {
+    name?: string;
+    loop: boolean;
+    realtime?: boolean;
+    ffmpeg?: string | false;
+    'publish-key'?: string;
+    'api-token'?: string;
+    host: string;
+    start: 'newest' | 'next';
+    'log-level': LogLevel;
+  } & Record<keyof typeof NUMBER_RULES, number>;
   const positionals = args._.map(String);
-  // No input and nothing piped in: a publish-only server.
-  if (positionals.length === 0 && stdinHasData()) positionals.push('-');
-  const inputs = positionals.map((arg) => inputConfig(arg, args, positionals.length === 1));
+  const fileStreams = file?.streams.filter((s) => s.input !== undefined) ?? [];
+  // No input and nothing piped in (and no stream in the file): a publish-only server.
+  if (positionals.length === 0 && fileStreams.length === 0 && file === null && stdinHasData()) positionals.push('-');
+  const inputs = positionals.map((arg) => inputConfig(arg, o, positionals.length === 1 && fileStreams.length === 0));
+  for (const section of fileStreams) inputs.push(fileInput(section, file!, o));
   const names = inputs.map((i) => i.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice) throw new UsageError(`two inputs are named '${twice}'`);
   if (inputs.filter((i) => i.path === '-').length > 1) throw new UsageError('standard input can feed only one stream');
+  const publishKeys: Record<string, string> = {};
+  for (const section of file?.streams ?? []) if (section.publishKey !== undefined) publishKeys[section.name] = section.publishKey;
   return {
     inputs,
-    publishKey: args['publish-key'] ?? null,
-    ffmpeg: ffmpegChoice(args.ffmpeg),
-    graceMs: positive(args.grace, 'grace') * 1000,
-    idleTimeoutMs: positive(args['idle-timeout'], 'idle-timeout') * 1000,
-    maxPublished: integer(args['max-published'], 'max-published', 0, 10_000),
-    edges: integer(args.edges, 'edges', 1, 64),
-    clientsPerEdge: integer(args['clients-per-edge'], 'clients-per-edge', 1, 100_000),
-    host: args.host,
-    port: integer(args.port, 'port', 0, 65535),
-    bufferMs: positive(args.buffer, 'buffer') * 1000,
-    bufferBytes: positive(args['buffer-mb'], 'buffer-mb') * 1024 * 1024,
-    burstMs: positive(args.burst, 'burst') * 1000,
-    startMode: args.start,
-    maxDelayMs: integer(args['max-delay'], 'max-delay', 0, 10_000),
-    playerBacklogBytes: positive(args['player-backlog-kb'], 'player-backlog-kb') * 1024,
-    maxLagMs: positive(args['max-lag'], 'max-lag') * 1000,
-    slowTimeoutMs: positive(args['slow-timeout'], 'slow-timeout') * 1000,
-    logLevel: args['log-level'],
-    apiToken: args['api-token'] || null,
+    publishKey: o['publish-key'] ?? null,
+    publishKeys,
+    configFile: configPath ?? null,
+    ffmpeg: ffmpegChoice(o.ffmpeg),
+    graceMs: o.grace * 1000,
+    idleTimeoutMs: o['idle-timeout'] * 1000,
+    maxPublished: o['max-published'],
+    edges: o.edges,
+    clientsPerEdge: o['clients-per-edge'],
+    host: o.host,
+    port: o.port,
+    bufferMs: o.buffer * 1000,
+    bufferBytes: o['buffer-mb'] * 1024 * 1024,
+    burstMs: o.burst * 1000,
+    startMode: o.start,
+    maxDelayMs: o['max-delay'],
+    playerBacklogBytes: o['player-backlog-kb'] * 1024,
+    maxLagMs: o['max-lag'] * 1000,
+    slowTimeoutMs: o['slow-timeout'] * 1000,
+    logLevel: o['log-level'],
+    apiToken: o['api-token'] || null,
   };
 }
 
@@ -217,7 +311,8 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
   const log = new Logger('master', options.logLevel);
   let master: Master;
   try {
-    master = new Master(options, log);
+    // A reload reads the command line and the config file again.
+    master = new Master(options, log, () => parseOptions(argv));
   } catch (err) {
     log.error(`cannot start: ${describeError(err)}`);
     return 1;
@@ -230,6 +325,8 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP reloads the config file (as nginx and MediaMTX do); reload() logs what it did.
+  process.on('SIGHUP', () => void master.reload());
   try {
     const address = await master.start();
     const base = `http://${urlHost(address.address)}:${address.port}/`;

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import {
+  HTTP_STATUS,
   HttpError,
   PendingQueries,
   aggregateMetrics,
@@ -11,6 +12,7 @@ import {
   type EdgeInfo,
   type EdgeQuery,
   type EdgeResults,
+  type HttpErrorCode,
   type MetricsJson,
   type QueryMessage,
   type Registry,
@@ -18,6 +20,7 @@ import {
   type SourceResults,
   type StreamInfo,
 } from '@mkvcast/shared';
+import type { ReloadResult } from './reload.js';
 
 /** What the Control API needs of a child process. */
 export interface QueriedChild<Q> {
@@ -30,12 +33,13 @@ export interface QueriedChild<Q> {
 /** What the Control API needs of the master. */
 export interface ApiHost {
   source: QueriedChild<SourceQuery>;
-  edges: readonly QueriedChild<EdgeQuery>[];
+  /** The edges serving now (not those retiring), each with its id. */
+  edges(): readonly { id: number; child: QueriedChild<EdgeQuery> }[];
   /** The options in force, secrets masked. */
   options(): object;
   startedAt: number;
   /** POST /api/v1/reload. */
-  reload(): Promise<unknown>;
+  reload(): Promise<ReloadResult>;
   /** Connections the master itself turned away (503: no edge or no source to take them). */
   unavailable(): number;
 }
@@ -65,7 +69,7 @@ export class ControlApi {
     this.#registry = processRegistry();
     labelledCounterFrom(this.#registry, 'mkvcast_child_restarts_total', 'Times the master restarted a child process', 'process', () => {
       const restarts: Record<string, number> = { source: host.source.restarts };
-      host.edges.forEach((edge, i) => (restarts[`edge-${i + 1}`] = edge.restarts));
+      for (const { id, child } of host.edges()) restarts[`edge-${id}`] = child.restarts;
       return restarts;
     });
     labelledCounterFrom(this.#registry, 'mkvcast_rejected_total', 'Requests refused, by reason', 'reason', () => ({ unavailable: host.unavailable() }));
@@ -105,8 +109,12 @@ export class ControlApi {
         return { edges: await this.#edges() };
       case 'server':
         return this.#server();
-      case 'reload':
-        return { reloaded: true, result: (await this.#host.reload()) ?? null };
+      case 'reload': {
+        const result = await this.#host.reload();
+        // A refused reload (a bad file, no --config) is an error answer; the running config stays.
+        if (!result.ok) throw new HttpError(result.code in HTTP_STATUS ? (result.code as HttpErrorCode) : 'MKV_ERR_CONFIG', result.error);
+        return result;
+      }
       case 'metrics':
         return this.#metrics();
     }
@@ -123,7 +131,7 @@ export class ControlApi {
 
   async #kick(id: string): Promise<unknown> {
     const edgeId = Number(CLIENT_ID.exec(id)?.[1]);
-    const edge = this.#host.edges[edgeId - 1];
+    const edge = this.#host.edges().find((e) => e.id === edgeId)?.child;
     const notFound = new HttpError('MKV_ERR_CLIENT_NOT_FOUND', `no player with id '${id}'`);
     if (!edge) throw notFound;
     if (!(await this.#ask<EdgeResults['kick']>(edge, `edge ${edgeId}`, { kind: 'kick', id }))) throw notFound;
@@ -132,10 +140,10 @@ export class ControlApi {
 
   async #edges(): Promise<EdgeInfo[]> {
     const loads = new Map((await this.#askEdges({ kind: 'load' })).map(({ edge, result }) => [edge, result]));
-    return this.#host.edges.map((child, i) => {
-      const load = loads.get(i + 1);
+    return this.#host.edges().map(({ id, child }) => {
+      const load = loads.get(id);
       return {
-        id: i + 1,
+        id,
         pid: child.pid,
         ready: child.ready,
         players: load ? Object.values(load.playersByStream).reduce((a, b) => a + b, 0) : 0,
@@ -153,7 +161,7 @@ export class ControlApi {
       node: process.version,
       startedAt: new Date(host.startedAt).toISOString(),
       uptimeS: Math.round((Date.now() - host.startedAt) / 1000),
-      pids: { master: process.pid, source: host.source.pid, edges: host.edges.map((e) => e.pid) },
+      pids: { master: process.pid, source: host.source.pid, edges: host.edges().map((e) => e.child.pid) },
       options: host.options(),
     };
   }
@@ -176,8 +184,8 @@ export class ControlApi {
 
   /** Every ready edge's answer, in edge order; an edge that fails to answer is left out. */
   async #askEdges<K extends EdgeQuery['kind']>(query: Extract<EdgeQuery, { kind: K }>): Promise<{ edge: number; result: EdgeResults[K] }[]> {
-    const asked = this.#host.edges.map((child, i) =>
-      child.ready ? this.#ask<EdgeResults[K]>(child, `edge ${i + 1}`, query).then((result) => ({ edge: i + 1, result })) : undefined,
+    const asked = this.#host.edges().map(({ id, child }) =>
+      child.ready ? this.#ask<EdgeResults[K]>(child, `edge ${id}`, query).then((result) => ({ edge: id, result })) : undefined,
     );
     const settled = await Promise.allSettled(asked.filter((p) => p !== undefined));
     return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));

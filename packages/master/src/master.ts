@@ -3,9 +3,10 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { HttpError, LatencyHistogram, MkvcastError, errorResponse, stopReading } from '@mkvcast/shared';
+import { HttpError, LatencyHistogram, MkvcastError, describeError, errorResponse, stopReading } from '@mkvcast/shared';
 import type {
   CheckpointMessage,
+  ErrorCode,
   EdgeConfig,
   EdgeStats,
   EdgeToMaster,
@@ -24,12 +25,19 @@ import type {
 } from '@mkvcast/shared';
 import { Child } from './child.js';
 import { ControlApi } from './controlApi.js';
+import { diffOptions, type ReloadResult } from './reload.js';
+
+export type { ReloadResult } from './reload.js';
 import { HeldPublishers } from './heldPublishers.js';
 import { bindPublicSocket, listenBacklog, type TcpHandle } from './listenHandle.js';
 
 export interface MasterOptions {
   inputs: InputConfig[];
   publishKey: string | null;
+  /** Per stream, the key its publishers give instead of publishKey. */
+  publishKeys?: Record<string, string>;
+  /** The config file the options were read from: reload() reads it again. */
+  configFile?: string | null;
   ffmpeg: string | null;
   graceMs: number;
   idleTimeoutMs: number;
@@ -52,6 +60,8 @@ export interface MasterOptions {
 }
 
 const STATS_INTERVAL_MS = 1000;
+/** A reload waits this long for new edges to listen before it answers. */
+const EDGE_START_WAIT_MS = 20_000;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
 /** Hand-offs on their way to one edge past which the edges stop leveling (see #level). */
 const HANDOFF_BACKLOG = 16;
@@ -74,6 +84,8 @@ export class StartError extends MkvcastError {
 }
 
 interface EdgeSlot {
+  /** Never reused: an edge retiring after a shrink keeps its id while a new one starts. */
+  edgeId: number;
   child: EdgeChild;
   /** Sockets handed over, in total. */
   handed: number;
@@ -92,9 +104,17 @@ interface EdgeSlot {
  * every input has ended and its players have been served.
  */
 export class Master {
-  readonly #options: MasterOptions;
+  #options: MasterOptions;
   readonly #log: Logger;
   readonly #dir: string;
+  readonly #socketPath: string;
+  /** Reads the options again (command line and config file), for reload(). */
+  readonly #reread: (() => Promise<MasterOptions>) | undefined;
+  /** Reloads run one after the other. */
+  #reloading: Promise<unknown> = Promise.resolve();
+  #nextEdgeId = 1;
+  /** Edges removed by a reload, serving their last players. */
+  readonly #retiring = new Set<EdgeSlot>();
   #listener: TcpHandle | undefined;
   /** The children were told to start: restarted ones are told at once. */
   #started = false;
@@ -104,7 +124,7 @@ export class Master {
   #least = -1;
   #margin = -1;
   readonly #source: SourceChild;
-  readonly #edges: EdgeSlot[];
+  #edges: EdgeSlot[];
   /** Per live stream, what a restarted source needs to go on with it. */
   readonly #checkpoints = new Map<string, StreamCheckpoint>();
   /** Rejects when a child cannot start; start() races it. */
@@ -123,32 +143,30 @@ export class Master {
   #resolveExit!: (code: number) => void;
   readonly exited: Promise<number>;
 
-  constructor(options: MasterOptions, log: Logger) {
+  constructor(options: MasterOptions, log: Logger, load?: () => Promise<MasterOptions>) {
     this.#options = options;
     this.#log = log;
+    this.#reread = load;
     this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
     this.#failed = new Promise<never>((_, reject) => (this.#fail = reject));
     this.#failed.catch(() => undefined);
     this.#dir = mkdtempSync(join(tmpdir(), 'mkvcast-'));
-    const socketPath = join(this.#dir, 'source.sock');
-    this.#source = this.#makeSource(socketPath);
-    this.#edges = Array.from({ length: options.edges }, (_, i) => this.#makeEdge(i + 1, socketPath));
+    this.#socketPath = join(this.#dir, 'source.sock');
+    this.#source = this.#makeSource();
+    this.#edges = Array.from({ length: options.edges }, () => this.#makeEdge(this.#nextEdgeId++));
     this.#api = new ControlApi({
       source: this.#source,
-      edges: this.#edges.map((e) => e.child),
-      options: () => ({ ...this.#options, publishKey: masked(this.#options.publishKey), apiToken: masked(this.#options.apiToken) }),
+      edges: () => this.#edges.map((e) => ({ id: e.edgeId, child: e.child })),
+      options: () => ({
+        ...this.#options,
+        publishKey: masked(this.#options.publishKey),
+        publishKeys: Object.fromEntries(Object.keys(this.#options.publishKeys ?? {}).map((name) => [name, '(set)'])),
+        apiToken: masked(this.#options.apiToken),
+      }),
       startedAt: this.#startedAt,
-      reload: () => this.#reloadForApi(),
+      reload: () => this.reload(),
       unavailable: () => this.#unavailableCount,
     });
-  }
-
-  /**
-   * POST /api/v1/reload. Until the master can reload its configuration, it
-   * says so; then this becomes `return this.reload();`.
-   */
-  #reloadForApi(): Promise<unknown> {
-    return Promise.reject(new HttpError('MKV_ERR_RELOAD_UNAVAILABLE', 'this server cannot reload its configuration'));
   }
 
   #unavailable(socket: Socket): void {
@@ -183,6 +201,112 @@ export class Master {
     return address;
   }
 
+  /**
+   * Reads the config file (and command line) again and applies it: streams
+   * added, ended or given a new input, keys and limits pushed to every child,
+   * edges started or retired. Players of untouched streams stay connected.
+   * An invalid file changes nothing. Reloads run one at a time.
+   */
+  reload(): Promise<ReloadResult> {
+    const run = this.#reloading.then(() => this.#reload()).catch((err: unknown): ReloadResult => {
+      // A fault of ours, not of the file: said, and the next reload still runs.
+      this.#log.error(`reload failed: ${describeError(err)}`);
+      return { ok: false, code: 'MKV_ERR_RELOAD', error: describeError(err) };
+    });
+    this.#reloading = run;
+    return run;
+  }
+
+  async #reload(): Promise<ReloadResult> {
+    const refuse = (code: ErrorCode, error: string): ReloadResult => {
+      this.#log.error(`reload refused: ${error}; the running config stays`);
+      return { ok: false, code, error };
+    };
+    if (!this.#reread || !this.#options.configFile) return refuse('MKV_ERR_RELOAD', 'started without --config: nothing to reload');
+    if (!this.#up || this.#closing) return refuse('MKV_ERR_RELOAD', 'the server is not running');
+    let next: MasterOptions;
+    try {
+      next = await this.#reread();
+    } catch (err) {
+      return refuse(err instanceof MkvcastError ? err.code : 'MKV_ERR_CONFIG', describeError(err));
+    }
+    const before = this.#options;
+    const diff = diffOptions(before, next);
+    // The public socket stays bound and the loggers as they are: those wait for a restart.
+    this.#options = { ...next, host: before.host, port: before.port, logLevel: before.logLevel };
+    this.#applyStreams(diff.added, diff.removed, diff.replaced);
+    const edgesBefore = this.#edges.length;
+    for (const slot of this.#edges) slot.child.send({ type: 'configure', config: this.#edgeConfig(slot.edgeId) });
+    await this.#resize(next.edges);
+    const result: ReloadResult = {
+      ok: true,
+      added: diff.added.map((i) => i.name),
+      removed: diff.removed,
+      replaced: diff.replaced.map((i) => i.name),
+      changed: diff.changed,
+      needsRestart: diff.needsRestart,
+      edges: { from: edgesBefore, to: this.#edges.length },
+    };
+    this.#log.info(`reloaded ${this.#options.configFile}: ${describeReload(result)}`);
+    this.#broadcastStats();
+    return result;
+  }
+
+  /** Tells the source its new config, then which inputs to end and start. */
+  #applyStreams(added: InputConfig[], removed: string[], replaced: InputConfig[]): void {
+    for (const name of removed) {
+      // A source restarting now must not bring it back.
+      this.#checkpoints.delete(name);
+      this.#ended.delete(name);
+    }
+    for (const input of replaced) {
+      // The old input's file position means nothing to the new one; the stream's timeline goes on.
+      const checkpoint = this.#checkpoints.get(input.name);
+      if (checkpoint) this.#checkpoints.set(input.name, { ...checkpoint, file: undefined });
+      this.#ended.delete(input.name);
+    }
+    // A source that is down gets all of this from its config when it starts again.
+    if (!this.#source.send({ type: 'configure', config: this.#sourceConfig() })) return;
+    for (const stream of removed) this.#source.send({ type: 'end-input', stream });
+    for (const input of replaced) {
+      const resume = this.#checkpoints.get(input.name);
+      this.#source.send({ type: 'add-input', input, ...(resume ? { resume } : {}) });
+    }
+    for (const input of added) this.#source.send({ type: 'add-input', input });
+  }
+
+  /**
+   * More edges: forked, and listening on the public socket before this
+   * resolves. Fewer: the newest stop accepting, serve the players they hold
+   * until those leave, and exit.
+   */
+  async #resize(count: number): Promise<void> {
+    const started: EdgeSlot[] = [];
+    while (this.#edges.length < count) {
+      const slot = this.#makeEdge(this.#nextEdgeId++);
+      this.#edges.push(slot);
+      started.push(slot);
+      slot.child.start();
+    }
+    while (this.#edges.length > count) {
+      const slot = this.#edges.pop()!;
+      this.#retiring.add(slot);
+      void slot.child.retire({ type: 'retire' }).then(() => {
+        this.#retiring.delete(slot);
+        this.#log.info(`edge ${slot.edgeId} retired`);
+      });
+    }
+    // Leveling starts again over the edges there are now.
+    this.#least = -1;
+    if (started.length === 0) return this.#level();
+    await Promise.race([
+      Promise.all(started.map((slot) => new Promise<void>((resolve) => slot.child.once('listening', () => resolve())))),
+      new Promise<void>((resolve) => setTimeout(resolve, EDGE_START_WAIT_MS).unref()),
+    ]);
+    // The busy edges learn at once that an empty one is there, and hand it their next players.
+    this.#level();
+  }
+
   /** A child's event, or the start failing. */
   #until(child: SourceChild | EdgeChild, event: 'ready' | 'listening'): Promise<void> {
     return Promise.race([new Promise<void>((resolve) => child.once(event, () => resolve())), this.#failed]);
@@ -194,7 +318,8 @@ export class Master {
       this.#listener?.close();
       this.#heldPublishers.close();
       this.#api.close();
-      await Promise.all([this.#source.stop(), ...this.#edges.map((e) => e.child.stop())]);
+      const edges = [...this.#edges, ...this.#retiring];
+      await Promise.all([this.#source.stop(), ...edges.map((e) => e.child.stop())]);
       rmSync(this.#dir, { recursive: true, force: true });
       this.#resolveExit(code);
       return code;
@@ -202,27 +327,33 @@ export class Master {
     return this.#closing;
   }
 
-  #makeSource(socketPath: string): SourceChild {
+  /** The source's config from the options in force (a reload changes them). */
+  #sourceConfig(): SourceConfig {
     const o = this.#options;
-    const config: SourceConfig = {
-      socketPath,
+    return {
+      socketPath: this.#socketPath,
       inputs: o.inputs,
       bufferMs: o.bufferMs,
       bufferBytes: o.bufferBytes,
       edgeBacklogBytes: EDGE_BACKLOG_BYTES,
-      restore: [],
+      // A restarted source goes on with the streams the last one left live.
+      restore: [...this.#checkpoints.values()],
       publishKey: o.publishKey,
+      publishKeys: o.publishKeys ?? {},
       ffmpeg: o.ffmpeg,
       graceMs: o.graceMs,
       idleTimeoutMs: o.idleTimeoutMs,
       maxPublished: o.maxPublished,
       logLevel: o.logLevel,
     };
+  }
+
+  #makeSource(): SourceChild {
+    const o = this.#options;
     const child: SourceChild = new Child({
       name: 'source',
       modulePath: require.resolve('@mkvcast/source/main'),
-      // A restarted source goes on with the streams the last one left live.
-      config: () => ({ ...config, restore: [...this.#checkpoints.values()] }),
+      config: () => this.#sourceConfig(),
       stdin: o.inputs.some((i) => i.path === '-'),
       log: this.#log,
     });
@@ -248,11 +379,12 @@ export class Master {
     return child;
   }
 
-  #makeEdge(edgeId: number, socketPath: string): EdgeSlot {
+  /** An edge's config from the options in force (a reload changes them). */
+  #edgeConfig(edgeId: number): EdgeConfig {
     const o = this.#options;
-    const config: EdgeConfig = {
+    return {
       edgeId,
-      socketPath,
+      socketPath: this.#socketPath,
       clientsPerEdge: o.clientsPerEdge,
       burstMs: o.burstMs,
       startMode: o.startMode,
@@ -268,11 +400,15 @@ export class Master {
       streams: o.inputs.map((i) => i.name),
       logLevel: o.logLevel,
     };
+  }
+
+  #makeEdge(edgeId: number): EdgeSlot {
     const slot: EdgeSlot = {
+      edgeId,
       child: new Child({
         name: `edge ${edgeId}`,
         modulePath: require.resolve('@mkvcast/edge/main'),
-        config: () => config,
+        config: () => this.#edgeConfig(edgeId),
         stdin: false,
         // An edge allocates little per Segment; V8's default 16 MB young generation mostly holds
         // garbage from a crowd's requests. 2 MB halves an edge's memory per player (12 → 6 KB).
@@ -306,7 +442,7 @@ export class Master {
             return this.#toSource(handle, received);
           }
           // Full until it reports again: count it as such.
-          slot.players = Math.max(slot.players, o.clientsPerEdge);
+          slot.players = Math.max(slot.players, this.#options.clientsPerEdge);
           return this.#dispatch(handle, { ...message, received });
         }
         case 'load':
@@ -341,8 +477,8 @@ export class Master {
   #dispatch(socket: Socket, handedBack?: HandBackMessage): void {
     let best: EdgeSlot | undefined;
     let bestLoad = Infinity;
-    for (const [i, slot] of this.#edges.entries()) {
-      if (!slot.child.ready || handedBack?.tried.includes(i + 1)) continue;
+    for (const slot of this.#edges) {
+      if (!slot.child.ready || handedBack?.tried.includes(slot.edgeId)) continue;
       const load = this.#load(slot);
       if (load < bestLoad) {
         best = slot;
@@ -422,7 +558,7 @@ export class Master {
     if (this.#ended.size < this.#options.inputs.length) return;
     for (const stream of this.#ended.keys()) {
       const done = this.#done.get(stream);
-      if (!done || done.size < this.#edges.length) return;
+      if (!done || !this.#edges.every((e) => done.has(e.edgeId))) return;
     }
     void this.close();
   }
@@ -457,8 +593,8 @@ export class Master {
       restarts: this.#source.restarts + this.#edges.reduce((n, e) => n + e.child.restarts, 0),
       latencyMs: { samples: 0, p50: 0, p99: 0, max: 0 },
       streams: this.#sourceStats?.streams ?? [],
-      edges: this.#edges.map((e, i) => ({
-        edgeId: i + 1,
+      edges: this.#edges.map((e) => ({
+        edgeId: e.edgeId,
         pid: e.child.pid,
         players: e.stats?.players ?? 0,
         connections: e.connections,
@@ -485,6 +621,18 @@ export class Master {
 /** A secret shown in the options as set or not, never itself. */
 function masked(secret: string | null | undefined): string | null {
   return secret ? '(set)' : null;
+}
+
+/** One line for the log: "added c; removed b; edges 1 → 2". */
+function describeReload(r: ReloadResult & { ok: true }): string {
+  const parts: string[] = [];
+  if (r.added.length > 0) parts.push(`added ${r.added.join(', ')}`);
+  if (r.removed.length > 0) parts.push(`removed ${r.removed.join(', ')}`);
+  if (r.replaced.length > 0) parts.push(`new input for ${r.replaced.join(', ')}`);
+  if (r.changed.length > 0) parts.push(`changed ${r.changed.join(', ')}`);
+  if (r.edges.from !== r.edges.to) parts.push(`edges ${r.edges.from} → ${r.edges.to}`);
+  if (r.needsRestart.length > 0) parts.push(`${r.needsRestart.join(', ')} ${r.needsRestart.length > 1 ? 'need' : 'needs'} a restart (the running value stays until then)`);
+  return parts.length > 0 ? parts.join('; ') : 'nothing changed';
 }
 
 export const DEFAULT_EDGES = Math.max(1, availableParallelism());

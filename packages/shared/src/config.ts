@@ -25,6 +25,8 @@ export interface SourceConfig {
   edgeBacklogBytes: number;
   /** Publishers must give this key (Basic-auth password or ?key=); null: no key needed. */
   publishKey: string | null;
+  /** Per stream name, the key its publishers must give instead of publishKey (config file `streams.<name>.publishKey`). */
+  publishKeys?: Record<string, string>;
   /** A stream whose publisher or upstream left waits this long for it to return, ms. */
   graceMs: number;
   /** A publisher or upstream silent this long is cut off, ms. */

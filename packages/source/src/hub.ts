@@ -48,7 +48,7 @@ interface EdgeLink {
  */
 export class Hub {
   readonly #server: Server;
-  readonly #config: SourceConfig;
+  #config: SourceConfig;
   readonly #log: Logger;
   readonly #epoch = randomUUID();
   readonly #streams = new Map<string, HubStream>();
@@ -88,6 +88,11 @@ export class Hub {
       bytesIn: 0,
       openedAt: Date.now(),
     });
+  }
+
+  /** A reload's config: streams opened from now on keep what it says (rings of live streams keep their size). */
+  configure(config: SourceConfig): void {
+    this.#config = { ...config, socketPath: this.#config.socketPath };
   }
 
   /** A stream's header and next sequence number, for its checkpoint. */
@@ -227,7 +232,10 @@ export class Hub {
     });
     link.channel.on('close', (err) => {
       this.#edges.delete(link);
-      if (err) this.#log.warn(`edge ${link.edgeId ?? '?'}: ${err.message}`);
+      // An edge that exits (retired by a reload, killed) resets the link with Segments unread:
+      // the master already says why it went.
+      const reset = (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET';
+      if (err) (reset ? this.#log.debug.bind(this.#log) : this.#log.warn.bind(this.#log))(`edge ${link.edgeId ?? '?'}: ${err.message}`);
     });
   }
 

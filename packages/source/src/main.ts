@@ -68,6 +68,16 @@ async function main(): Promise<void> {
         return;
       case 'query':
         return void answerQuery(message.id, () => answer(message.query), send);
+      case 'configure':
+        hub.configure(message.config);
+        source.configure(message.config);
+        return;
+      case 'add-input':
+        source.addInput(message.input, message.resume);
+        return;
+      case 'end-input':
+        source.endInput(message.stream);
+        return;
     }
   });
   setInterval(() => send(hub.stats()), STATS_INTERVAL_MS).unref();

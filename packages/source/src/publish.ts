@@ -21,6 +21,8 @@ const HEAD_TIMEOUT_MS = 10_000;
 export interface PublishOptions {
   /** Required as the Basic-auth password or `?key=`; null: anyone may publish. */
   key: string | null;
+  /** Per stream name, the key its publishers give instead of `key`. */
+  keys?: Record<string, string>;
   /** How long a stream waits for its publisher to come back, ms. */
   graceMs: number;
   /** A publisher silent this long is cut off, ms. */
@@ -40,8 +42,8 @@ export type StartPublished = (name: string, source: PublishSource) => void;
  * the edge already read.
  */
 export class PublishRouter {
-  readonly #options: PublishOptions;
-  readonly #reserved: ReadonlySet<string>;
+  #options: PublishOptions;
+  #reserved: ReadonlySet<string>;
   readonly #start: StartPublished;
   readonly #log: Logger;
   readonly #streams = new Map<string, PublishSource>();
@@ -86,6 +88,12 @@ export class PublishRouter {
     for (const source of this.#streams.values()) source.close();
   }
 
+  /** A reload: new keys and limits for the requests from now on; publishers already in keep going. */
+  configure(options: PublishOptions, reserved: Iterable<string>): void {
+    this.#options = options;
+    this.#reserved = new Set(reserved);
+  }
+
   /** A stream whose publisher the last source run lost: it waits --grace for one. */
   restore(name: string): void {
     if (!this.#streams.has(name) && !this.#reserved.has(name)) this.#open(name);
@@ -94,7 +102,7 @@ export class PublishRouter {
   #publish(socket: Socket, head: RequestHead, rest: Buffer): void {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
-    this.#authorize(head);
+    this.#authorize(head, name);
     if (this.#reserved.has(name)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' is fed by this server's own input`);
     const existing = this.#streams.get(name);
     if (!existing && this.#streams.size >= this.#options.maxStreams) {
@@ -131,8 +139,9 @@ export class PublishRouter {
   }
 
   /** Basic auth password (any user name, as Icecast's "source") or ?key= (RFC 7617). */
-  #authorize(head: RequestHead): void {
-    const key = this.#options.key;
+  #authorize(head: RequestHead, name: string): void {
+    const keys = this.#options.keys ?? {};
+    const key = Object.hasOwn(keys, name) ? keys[name]! : this.#options.key;
     if (key === null) return;
     const auth = head.headers.get('authorization') ?? '';
     const basic = /^Basic\s+(.+)$/i.exec(auth);

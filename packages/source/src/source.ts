@@ -5,11 +5,21 @@ import { StreamIngest } from './ingest.js';
 import { PooledHeaderBuilder, type HeaderBuilder } from './headerBuilder.js';
 import { openInput } from './inputs/open.js';
 import type { SessionSource } from './inputs/session.js';
-import { PublishRouter } from './publish.js';
+import { PublishRouter, type PublishOptions } from './publish.js';
 
 interface Running {
   ingest: StreamIngest;
   source: SessionSource;
+}
+
+function publishOptions(config: SourceConfig): PublishOptions {
+  return {
+    key: config.publishKey,
+    keys: config.publishKeys ?? {},
+    graceMs: config.graceMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxStreams: config.maxPublished,
+  };
 }
 
 /** How long the hub may take to hand an ended stream's last bytes to the edges, ms. */
@@ -20,7 +30,9 @@ const FLUSH_TIMEOUT_MS = 10_000;
  * publishers create on the fly. Runs each as an ingest and reports its end.
  */
 export class Source {
-  readonly #config: SourceConfig;
+  #config: SourceConfig;
+  /** start() was called: inputs added from now on start at once. */
+  #started = false;
   readonly #hub: Hub;
   readonly #log: Logger;
   readonly #send: (message: SourceToMaster) => void;
@@ -40,7 +52,7 @@ export class Source {
     this.#send = send;
     this.#resume = new Map(config.restore.map((c) => [c.stream, c]));
     this.#publish = new PublishRouter(
-      { key: config.publishKey, graceMs: config.graceMs, idleTimeoutMs: config.idleTimeoutMs, maxStreams: config.maxPublished },
+      publishOptions(config),
       config.inputs.map((i) => i.name),
       (name, source) => this.#run(name, this.#ingest(name, false, true), source, false),
       log,
@@ -68,7 +80,41 @@ export class Source {
 
   /** Starts every configured input. */
   async start(): Promise<void> {
+    this.#started = true;
     for (const input of this.#config.inputs) await this.#startInput(input);
+  }
+
+  /** A reload's config: keys and limits for publishers from now on; the inputs come as add/end messages. */
+  configure(config: SourceConfig): void {
+    this.#config = config;
+    this.#publish.configure(publishOptions(config), config.inputs.map((i) => i.name));
+  }
+
+  /**
+   * Starts an input a reload added. A stream of that name still running (its
+   * input changed) stops reading without ending: the new input goes on with
+   * it from `resume`, and its players stay.
+   */
+  addInput(input: InputConfig, resume?: StreamCheckpoint): void {
+    const running = this.#running.get(input.name);
+    if (running) {
+      running.ingest.stop();
+      this.#running.delete(input.name);
+    }
+    if (resume) this.#resume.set(input.name, resume);
+    if (this.#started) void this.#startInput(input);
+  }
+
+  /** Ends an input a reload removed: its players get what the edges hold, then the end of the stream. */
+  endInput(name: string): void {
+    const running = this.#running.get(name);
+    this.#resume.delete(name);
+    if (!running) return;
+    running.ingest.stop();
+    this.#running.delete(name);
+    this.#hub.endStream(name, 'eof');
+    this.#log.info(`stream '${name}': removed from the config`);
+    this.#send({ type: 'ended', stream: name, ok: true });
   }
 
   /** A publisher's connection, passed on by an edge and the master. */
@@ -114,6 +160,11 @@ export class Source {
       const message = describeError(err);
       this.#log.error(`stream '${input.name}': ${message}`);
       this.#send({ type: 'ended', stream: input.name, ok: false, message });
+      return;
+    }
+    // Removed or replaced by a reload while it opened.
+    if (!this.#config.inputs.some((i) => i === input || (i.name === input.name && i.path === input.path)) || this.#running.has(input.name)) {
+      source.close();
       return;
     }
     const ingest = this.#ingest(input.name, input.paced, false);

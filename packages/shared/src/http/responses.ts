@@ -14,6 +14,7 @@ export const REASON: Record<number, string> = {
   409: 'Conflict',
   410: 'Gone',
   415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',

@@ -1,3 +1,4 @@
+import type { EdgeConfig, InputConfig, SourceConfig } from '../config.js';
 import type { LatencySummary } from '../latency.js';
 import type { TrackSummary } from './stream.js';
 import type { AnswerMessage, ApiQuery, EdgeQuery, QueryMessage, SourceQuery } from './api.js';
@@ -189,7 +190,46 @@ export interface PublishMessage {
   received: string;
 }
 
-export type MasterToSource = StartMessage | ShutdownMessage | PublishMessage | QueryMessage<SourceQuery>;
+/**
+ * Master → child (reload): the child's whole new config. It applies what can
+ * change while it runs (keys, limits, the stream list) and keeps the rest for
+ * its next start, which gets the same config from the master.
+ */
+export interface ConfigureMessage<Config> {
+  type: 'configure';
+  config: Config;
+}
+
+/**
+ * Master → source (reload): start this input. `resume` is the master's
+ * checkpoint of a stream of that name still live (its input was replaced):
+ * the new input goes on with its sequence numbers and timestamps.
+ */
+export interface AddInputMessage {
+  type: 'add-input';
+  input: InputConfig;
+  resume?: StreamCheckpoint;
+}
+
+/** Master → source (reload): stop this input and end its stream; its players get what is left, then the end. */
+export interface EndInputMessage {
+  type: 'end-input';
+  stream: string;
+}
+
+/** Master → edge (fewer edges): stop accepting, serve the players held until they leave, then exit 0. */
+export interface RetireMessage {
+  type: 'retire';
+}
+
+export type MasterToSource =
+  | StartMessage
+  | ShutdownMessage
+  | PublishMessage
+  | ConfigureMessage<SourceConfig>
+  | AddInputMessage
+  | EndInputMessage
+  | QueryMessage<SourceQuery>;
 export type MasterToEdge =
   | ConnectionMessage
   | ListenMessage
@@ -198,4 +238,6 @@ export type MasterToEdge =
   | ClusterStatsMessage
   | DrainMessage
   | QueryMessage<EdgeQuery>
-  | AnswerMessage;
+  | AnswerMessage
+  | ConfigureMessage<EdgeConfig>
+  | RetireMessage;

@@ -66,6 +66,8 @@ interface Waiting {
   timer: NodeJS.Timeout;
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
+  /** A browser media element (see rebase.ts). */
+  rebase: boolean;
 }
 
 /** A player may wait this long for a configured stream to start. */
@@ -289,8 +291,10 @@ export class Edge {
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
     const start = this.#startMode(head);
-    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD');
-    else this.#join(socket, stream, start);
+    // Fetch Metadata (W3C): a browser's <video>/<audio> says so; its stream starts at 0 (see rebase.ts).
+    const rebase = /^(video|audio)$/i.test(head.headers.get('sec-fetch-dest') ?? '');
+    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', rebase);
+    else this.#join(socket, stream, start, rebase);
   }
 
   /** `?start=newest|next`, or the server's --start. */
@@ -301,11 +305,12 @@ export class Edge {
     throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
   }
 
-  #join(socket: Socket, stream: LiveStream, start: StartMode): void {
+  #join(socket: Socket, stream: LiveStream, start: StartMode, rebase: boolean): void {
     const player = new Player(
       socket,
       { backlogBytes: this.#config.playerBacklogBytes, maxLagMs: this.#config.maxLagMs, slowTimeoutMs: this.#config.slowTimeoutMs },
       this.#counters,
+      rebase,
     );
     this.#sendBuffer.apply(socket);
     this.#players++;
@@ -320,12 +325,13 @@ export class Edge {
   }
 
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
-  #wait(socket: Socket, name: string, head: boolean): void {
+  #wait(socket: Socket, name: string, head: boolean, rebase: boolean): void {
     let waiting = this.#waiting.get(name);
     if (!waiting) this.#waiting.set(name, (waiting = new Set()));
     const entry: Waiting = {
       socket,
       head,
+      rebase,
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
@@ -353,7 +359,7 @@ export class Edge {
       this.#players--;
       if (entry.head) entry.socket.end(stream.responseHead);
       // The stream has just started: every player waits for its first keyframe.
-      else this.#join(entry.socket, stream, 'next');
+      else this.#join(entry.socket, stream, 'next', entry.rebase);
     }
   }
 

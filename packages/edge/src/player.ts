@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { LatencyHistogram, RingEntry } from '@mkvcast/shared';
 import type { Batch } from './batch.js';
+import { firstClusterTimestamp, rebased } from './rebase.js';
 
 export interface PlayerPolicy {
   /** Unsent bytes past which the player skips Segments until the next keyframe. */
@@ -42,11 +43,22 @@ export class Player {
   #behindSince = 0;
   /** Skipping in this lag episode (counted once). */
   #skipping = false;
+  /** Rebasing (a browser media element, see rebase.ts): the Timestamp its first Cluster had, once written. */
+  readonly #rebase: boolean;
+  #base: number | null = null;
 
-  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters) {
+  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters, rebase = false) {
     this.socket = socket;
     this.#policy = policy;
     this.#counters = counters;
+    this.#rebase = rebase;
+  }
+
+  /** What this player is sent of `bytes` (whole Clusters): the shared bytes, or its rebased copy. */
+  #own(bytes: Uint8Array): Uint8Array {
+    if (!this.#rebase) return bytes;
+    this.#base ??= firstClusterTimestamp(bytes) ?? 0;
+    return this.#base === 0 ? bytes : rebased(bytes, this.#base);
   }
 
   /** The response head, the stream header and the Segments from the join point, in one write batch. */
@@ -57,7 +69,7 @@ export class Player {
     socket.write(header);
     let bytes = header.length;
     for (const entry of entries) {
-      socket.write(entry.bytes);
+      socket.write(this.#own(entry.bytes));
       bytes += entry.bytes.length;
     }
     socket.uncork();
@@ -90,7 +102,7 @@ export class Player {
       if (batch.keyAt > 0) bytes = bytes.subarray(batch.keyAt);
       this.#waitingForKeyframe = false;
     }
-    socket.write(bytes);
+    socket.write(this.#own(bytes));
     this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
     if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);

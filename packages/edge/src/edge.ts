@@ -137,12 +137,17 @@ export class Edge {
 
   stats(): EdgeStats {
     const playersByStream: Record<string, number> = {};
-    for (const stream of this.#streams.values()) playersByStream[stream.name] = stream.players.size;
+    const bytesOutByStream: Record<string, number> = {};
+    for (const stream of this.#streams.values()) {
+      playersByStream[stream.name] = stream.players.size;
+      bytesOutByStream[stream.name] = stream.bytesOut;
+    }
     return {
       type: 'edge-stats',
       players: this.#players,
       playersByStream,
       bytesOut: this.#counters.bytesOut,
+      bytesOutByStream,
       skips: this.#counters.skips,
       kicked: this.#counters.kicked,
       rejected: this.#rejected,

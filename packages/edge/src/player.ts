@@ -61,8 +61,8 @@ export class Player {
     return this.#base === 0 ? bytes : rebased(bytes, this.#base);
   }
 
-  /** The response head, the stream header and the Segments from the join point, in one write batch. */
-  start(responseHead: Buffer, header: Uint8Array, entries: readonly RingEntry[]): void {
+  /** The response head, the stream header and the Segments from the join point, in one write batch; returns the bytes written (header and Segments). */
+  start(responseHead: Buffer, header: Uint8Array, entries: readonly RingEntry[]): number {
     const socket = this.socket;
     socket.cork();
     socket.write(responseHead);
@@ -75,6 +75,7 @@ export class Player {
     socket.uncork();
     this.#counters.bytesOut += bytes;
     if (entries.length === 0) this.#waitingForKeyframe = true;
+    return bytes;
   }
 
   /** After a gap in the stream: resume only at a keyframe. */
@@ -82,23 +83,23 @@ export class Player {
     this.#waitingForKeyframe = true;
   }
 
-  /** Writes a batch of live Segments, from its first keyframe when this player waits for one. */
-  deliver(batch: Batch, now: number): void {
+  /** Writes a batch of live Segments, from its first keyframe when this player waits for one; returns the bytes written. */
+  deliver(batch: Batch, now: number): number {
     const socket = this.socket;
     const lag = this.#lag(now);
     if (lag > this.#policy.slowTimeoutMs) {
       this.#counters.kicked++;
       socket.destroy();
-      return;
+      return 0;
     }
     if (lag > this.#policy.maxLagMs || socket.writableLength > this.#policy.backlogBytes) {
       this.#skip();
-      return;
+      return 0;
     }
     this.#skipping = false;
     let bytes = batch.bytes;
     if (this.#waitingForKeyframe) {
-      if (batch.keyAt < 0) return;
+      if (batch.keyAt < 0) return 0;
       if (batch.keyAt > 0) bytes = bytes.subarray(batch.keyAt);
       this.#waitingForKeyframe = false;
     }
@@ -106,6 +107,7 @@ export class Player {
     this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
     if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);
+    return bytes.length;
   }
 
   /**

@@ -15,6 +15,7 @@ import {
   type SourceConfig,
   type SourceMessage,
   type SourceStats,
+  type StreamInput,
   type StreamCheckpoint,
 } from '@mkvcast/shared';
 import type { LiveHeader } from './header.js';
@@ -45,6 +46,8 @@ export class Hub {
   readonly #epoch = randomUUID();
   readonly #streams = new Map<string, HubStream>();
   readonly #edges = new Set<EdgeLink>();
+  /** Each stream's current input session, for the stats: set before its header exists. */
+  readonly #inputs = new Map<string, StreamInput>();
   #edgesDropped = 0;
 
   private constructor(server: Server, config: SourceConfig, log: Logger) {
@@ -141,7 +144,14 @@ export class Hub {
     this.#broadcast(encodeFrame({ type: 'segment', stream: name, sentAt: arrivedAt, ...entry }));
   }
 
+  /** The input session a stream reads now; null between sessions. */
+  setInput(name: string, input: StreamInput | null): void {
+    if (input) this.#inputs.set(name, input);
+    else this.#inputs.delete(name);
+  }
+
   endStream(name: string, reason: 'eof' | 'error', message?: string): void {
+    this.#inputs.delete(name);
     if (!this.#streams.delete(name)) return;
     this.#broadcast(encodeFrame({ type: 'end', stream: name, reason, ...(message ? { message } : {}) }));
   }
@@ -162,6 +172,9 @@ export class Hub {
         segments: s.segments,
         bytesIn: s.bytesIn,
         edges: this.#edges.size,
+        docType: s.header.docType,
+        tracks: s.header.tracks,
+        input: this.#inputs.get(s.name) ?? null,
       })),
       edgesDropped: this.#edgesDropped,
     };

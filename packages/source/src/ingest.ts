@@ -133,6 +133,7 @@ export class StreamIngest {
     try {
       for (let session = await source.next(signal); session; session = await source.next(signal)) {
         const clusters = this.#clusters;
+        this.#hub.setInput(this.name, { kind: session.kind ?? 'file', label: session.label });
         try {
           await this.#pass(session.stream);
           if (this.#clusters === clusters && sessionErrorsEnd) {
@@ -143,6 +144,8 @@ export class StreamIngest {
           session.finish?.(err);
           if (sessionErrorsEnd || signal.aborted) throw err;
           this.#log.warn(`stream '${this.name}': ${session.label}: ${describeError(err)}`);
+        } finally {
+          this.#hub.setInput(this.name, null);
         }
         if (signal.aborted) return;
       }

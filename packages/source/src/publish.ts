@@ -102,6 +102,7 @@ export class PublishRouter {
     const session = {
       stream,
       label: `publisher ${from}`,
+      kind: 'publisher' as const,
       finish: (error?: unknown) => {
         socket.setTimeout(0);
         if (error) this.#answer(socket, new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`));

@@ -61,6 +61,7 @@ export class Source {
       headers: this.#headers,
       resume,
       checkpoint: this.#send,
+      input: (input) => this.#hub.setInput(name, input),
     });
   }
 

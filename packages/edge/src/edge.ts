@@ -20,7 +20,7 @@ import { LiveStream, type StartMode } from './liveStream.js';
 import { Player, type PlayerCounters } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
-import { statusPage } from './statusPage.js';
+import { dashboardAsset, dashboardPage } from './dashboard.js';
 
 /** A client has this long to send its request head. */
 const HEAD_TIMEOUT_MS = 10_000;
@@ -29,6 +29,7 @@ const STREAM_METHODS = 'GET, HEAD, PUT, POST';
 
 type Route =
   | { kind: 'status' }
+  | { kind: 'asset'; body: string; type: string }
   | { kind: 'stats' }
   | { kind: 'list' }
   | { kind: 'publish' }
@@ -213,6 +214,8 @@ export class Edge {
       switch (route.kind) {
         case 'status':
           return this.#sendStatus(socket, head);
+        case 'asset':
+          return this.#send(socket, 200, route.body, route.type, {}, head.method !== 'HEAD');
         case 'stats':
           return this.#send(socket, 200, JSON.stringify(this.#statsBody()), 'application/json', {}, head.method !== 'HEAD');
         case 'list':
@@ -240,6 +243,8 @@ export class Edge {
     }
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
     if (path === '/stats') return { kind: 'stats' };
+    const asset = dashboardAsset(path);
+    if (asset) return { kind: 'asset', ...asset };
     if (path === '/live/' || path === '/live') return { kind: 'list' };
     if (path === '/' || path === '/index.html') {
       const wantsHtml = (head.headers.get('accept') ?? '').includes('text/html');
@@ -369,7 +374,7 @@ export class Edge {
   }
 
   #sendStatus(socket: Socket, head: RequestHead): void {
-    const page = statusPage(this.#streams.values(), this.#serverStats);
+    const page = dashboardPage(this.#streams.values());
     this.#send(socket, 200, page, 'text/html; charset=utf-8', {}, head.method !== 'HEAD');
   }
 

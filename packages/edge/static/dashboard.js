@@ -24,6 +24,13 @@ const FEED = {
   },
 };
 
+/**
+ * Players playing at once. A browser opens at most 6 HTTP/1.1 connections to one server, and
+ * a live stream never gives its connection back: past 5, the figures' own requests would wait
+ * for ever. Other streams get a Play button (which stops the player started longest ago).
+ */
+const MAX_PLAYING = 4;
+
 /** A player that shows no new frame for this long is reported stalled. */
 const STALL_MS = 5000;
 /** A player whose connection ended tries again after this long (the stream may be back). */
@@ -122,13 +129,48 @@ function makeCard(stream) {
     fields[key] = el('dd', { 'data-field': key });
     dl.append(fields[key]);
   }
-  card.append(title, video, note, dl);
-  const state = { card, video, note, fields, stream, lastTime: -1, lastMoved: Date.now(), retry: null, problem: '' };
+  const button = el('button', { type: 'button', hidden: '' }, 'Play here');
+  card.append(title, video, button, note, dl);
+  const state = { card, video, button, note, fields, stream, lastTime: -1, lastMoved: Date.now(), retry: null, problem: '', startedAt: 0 };
   watch(state);
+  button.addEventListener('click', () => connect(state, true));
   const refusal = playability(video, stream);
   if (refusal) setProblem(state, refusal);
-  else video.src = streamUrl(stream.name);
+  else connect(state, false);
   return state;
+}
+
+function playing() {
+  return [...cards.values()].filter((s) => s.startedAt > 0);
+}
+
+/** Connects a card's player; past MAX_PLAYING, only when asked (`force`), stopping the oldest. */
+function connect(state, force) {
+  const others = playing().filter((s) => s !== state);
+  if (others.length >= MAX_PLAYING) {
+    if (!force) {
+      state.button.hidden = false;
+      setProblem(state, '', `Not playing here: at most ${MAX_PLAYING} players at once on this page.`);
+      return;
+    }
+    disconnect(others.sort((x, y) => x.startedAt - y.startedAt)[0]);
+  }
+  state.button.hidden = true;
+  state.startedAt = Date.now();
+  setProblem(state, '');
+  state.video.src = streamUrl(state.stream.name);
+  state.video.play().catch(() => undefined);
+}
+
+/** Closes a player's connection (its slot is free at once) and offers the Play button. */
+function disconnect(state) {
+  clearTimeout(state.retry);
+  state.retry = null;
+  state.startedAt = 0;
+  state.video.removeAttribute('src');
+  state.video.load();
+  state.button.hidden = false;
+  setProblem(state, '', 'Stopped: another stream plays here.');
 }
 
 /** Media events: errors and the end of a connection are said plainly; a lost connection is tried again. */
@@ -136,7 +178,7 @@ function watch(state) {
   const { video } = state;
   video.addEventListener('error', () => {
     const err = video.error;
-    if (!err) return;
+    if (!err || !state.startedAt) return;
     setProblem(state, `Cannot play: ${MEDIA_ERRORS[err.code] ?? `error ${err.code}`}${err.message ? ` (${err.message})` : ''}.`);
     retryLater(state);
   });
@@ -145,25 +187,26 @@ function watch(state) {
 }
 
 function retryLater(state) {
-  if (state.retry) return;
+  if (state.retry || !state.startedAt) return;
   state.retry = setTimeout(() => {
     state.retry = null;
-    if (!cards.has(state.stream.name)) return;
+    if (!cards.has(state.stream.name) || !state.startedAt) return;
     state.video.src = streamUrl(state.stream.name);
     state.video.play().catch(() => undefined);
   }, RETRY_MS);
 }
 
-function setProblem(state, text) {
+/** The card's note: a problem (in red), or else a plain remark. */
+function setProblem(state, text, remark = '') {
   state.problem = text;
-  state.note.textContent = text;
+  state.note.textContent = text || remark;
   state.note.classList.toggle('bad', text !== '');
 }
 
 /** Frames decoded here, and a stall said out loud: a player that shows the same frame for STALL_MS. */
 function checkPlayback(state, now) {
   const { video } = state;
-  if (!video.src) return;
+  if (!state.startedAt) return;
   const quality = video.getVideoPlaybackQuality?.();
   const frames = quality ? `${quality.totalVideoFrames} frames decoded, ${quality.droppedVideoFrames} dropped` : '';
   state.fields.frames.textContent = `${frames}${frames ? ', ' : ''}at ${video.currentTime.toFixed(1)} s`;
@@ -216,12 +259,14 @@ function render(view) {
   }
   for (const [name, state] of cards) {
     if (live.has(name)) continue;
-    // Closing the connection frees the player slot at once.
-    state.video.removeAttribute('src');
-    state.video.load();
-    clearTimeout(state.retry);
+    disconnect(state);
     state.card.remove();
     cards.delete(name);
+  }
+  // A slot freed by a stream that ended goes to the next stream waiting.
+  for (const state of cards.values()) {
+    if (playing().length >= MAX_PLAYING) break;
+    if (!state.startedAt && !state.problem && !state.button.hidden && state.note.textContent.startsWith('Not playing')) connect(state, false);
   }
   if (view.streams.length === 0 && !list.querySelector('.empty')) list.append(el('p', { class: 'empty' }, 'No live streams.'));
   if (view.streams.length > 0) list.querySelector('.empty')?.remove();

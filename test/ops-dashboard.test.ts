@@ -45,7 +45,6 @@ declare const document: {
 declare const window: { notReloaded?: boolean };
 
 const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (Debian package chromium; .ci/run installs it as root)`;
-if (skip) console.log(`# ops-dashboard: skipped: ${skip}`);
 
 /** Playback figures of one <video>, read in the page. */
 interface Playback {

@@ -131,7 +131,8 @@ function makeCard(stream) {
   }
   const button = el('button', { type: 'button', hidden: '' }, 'Play here');
   card.append(title, video, button, note, dl);
-  const state = { card, video, button, note, fields, stream, lastTime: -1, lastMoved: Date.now(), retry: null, problem: '', startedAt: 0 };
+  // startedAt: when its player connected (0: not playing); queued: waiting for a free player.
+  const state = { card, video, button, note, fields, stream, lastTime: -1, lastMoved: Date.now(), retry: null, problem: '', startedAt: 0, queued: false };
   watch(state);
   button.addEventListener('click', () => connect(state, true));
   const refusal = playability(video, stream);
@@ -149,12 +150,14 @@ function connect(state, force) {
   const others = playing().filter((s) => s !== state);
   if (others.length >= MAX_PLAYING) {
     if (!force) {
+      state.queued = true;
       state.button.hidden = false;
       setProblem(state, '', `Not playing here: at most ${MAX_PLAYING} players at once on this page.`);
       return;
     }
     disconnect(others.sort((x, y) => x.startedAt - y.startedAt)[0]);
   }
+  state.queued = false;
   state.button.hidden = true;
   state.startedAt = Date.now();
   setProblem(state, '');
@@ -247,13 +250,16 @@ function render(view) {
   const list = document.getElementById('streams');
   document.getElementById('static-list')?.remove();
   const live = new Set();
-  for (const stream of view.streams) {
+  const byName = [...view.streams].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  for (const stream of byName) {
     live.add(stream.name);
     let state = cards.get(stream.name);
     if (!state) {
       state = makeCard(stream);
       cards.set(stream.name, state);
-      list.append(state.card);
+      // Cards in name order, wherever a stream appears in the feed.
+      const next = [...list.querySelectorAll('.stream')].find((c) => c.dataset.stream > stream.name);
+      list.insertBefore(state.card, next ?? null);
     }
     updateCard(state, stream);
   }
@@ -266,7 +272,7 @@ function render(view) {
   // A slot freed by a stream that ended goes to the next stream waiting.
   for (const state of cards.values()) {
     if (playing().length >= MAX_PLAYING) break;
-    if (!state.startedAt && !state.problem && !state.button.hidden && state.note.textContent.startsWith('Not playing')) connect(state, false);
+    if (state.queued) connect(state, false);
   }
   if (view.streams.length === 0 && !list.querySelector('.empty')) list.append(el('p', { class: 'empty' }, 'No live streams.'));
   if (view.streams.length > 0) list.querySelector('.empty')?.remove();

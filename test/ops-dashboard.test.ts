@@ -3,18 +3,24 @@
 // for is a 404; and H.264 Matroska plays past its first frame, as the same file does when
 // served statically.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { makeClip } from './helpers/media.js';
+import { ffmpegPath, makeClip } from './helpers/media.js';
 import { request, stopQuietly, waitForStats, waitForStream } from './helpers/live.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WEBM = 'cam';
 const H264 = 'h264';
+const HEVC = 'hevc';
 /** Every wait on the page is bounded by this. */
 const PAGE_WAIT_MS = 30_000;
 
@@ -81,8 +87,22 @@ async function playedPast(page: Page, selector: string, seconds: number, frames:
   return page.$eval(selector, readPlayback as (e: unknown) => Playback);
 }
 
+/** An HEVC + AAC Matroska clip (libx265 of the npm ffmpeg), which Debian's Chromium cannot decode. */
+async function hevcClip(dir: string): Promise<string> {
+  const file = path.join(dir, 'hevc.mkv');
+  await promisify(execFile)(ffmpegPath, [
+    '-nostdin', '-v', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', '4', '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-g', '25',
+    '-c:a', 'aac', '-f', 'matroska', file,
+  ], { timeout: 120_000 });
+  return file;
+}
+
 describe('dashboard in Chromium', { skip }, () => {
   let master: RunningMaster;
+  let dir: string;
   let browser: Browser;
   let page: Page;
   let h264Clip: string;
@@ -92,9 +112,10 @@ describe('dashboard in Chromium', { skip }, () => {
   before(async () => {
     const webm = await makeClip('webm-vp8-opus', { seconds: 8 });
     h264Clip = await makeClip('mkv-h264-aac', { seconds: 8 });
-    master = await startMaster([`${WEBM}=${webm}`, `${H264}=${h264Clip}`, '--loop', '--edges', '2']);
-    await waitForStream(master, WEBM);
-    await waitForStream(master, H264);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-dash-'));
+    const hevc = await hevcClip(dir);
+    master = await startMaster([`${WEBM}=${webm}`, `${H264}=${h264Clip}`, `${HEVC}=${hevc}`, '--loop', '--edges', '2']);
+    for (const name of [WEBM, H264, HEVC]) await waitForStream(master, name);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--autoplay-policy=no-user-gesture-required'] });
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     page.on('response', (response) => {
@@ -106,6 +127,7 @@ describe('dashboard in Chromium', { skip }, () => {
   after(async () => {
     await browser?.close();
     await stopQuietly(master);
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('the WebM stream plays in the page: currentTime passes 3 s and the picture is not one flat colour', { timeout: 60_000 }, async () => {
@@ -168,6 +190,23 @@ describe('dashboard in Chromium', { skip }, () => {
     assert.equal(icon.status, 200);
     assert.match(String(icon.headers['content-type']), /^image\//);
     assert.deepEqual(failed, []);
+  });
+
+  it('a stream this browser cannot decode (HEVC here) is said so plainly, and takes no player slot', { timeout: 30_000 }, async (t) => {
+    const canPlay = await page.evaluate(() => document.createElement('video').canPlayType('video/x-matroska; codecs="hvc1.1.6.L93.B0"'));
+    const card = `[data-stream="${HEVC}"]`;
+    if (canPlay !== '') {
+      t.diagnostic(`this Chromium says "${canPlay}" to HEVC in Matroska: checked that it plays instead`);
+      await playedPast(page, `${card} video`, 1, 10);
+      return;
+    }
+    await page.waitForFunction((card) => /cannot play V_MPEGH\/ISO\/HEVC/.test(document.querySelector(`${card} [data-field=note]`)?.textContent ?? ''), card, {
+      timeout: PAGE_WAIT_MS,
+    });
+    await page.waitForFunction((card) => /^[1-9]/.test(document.querySelector(`${card} [data-field=bitrateIn]`)?.textContent ?? ''), card, {
+      timeout: PAGE_WAIT_MS,
+    });
+    assert.equal(await page.$eval(`${card} [data-field=players]`, (e) => e.textContent), '0');
   });
 
   // Reported: "H.264 Matroska streams show one frozen frame in Chromium: 4–5 frames decode and

@@ -43,6 +43,8 @@ const CODEC_PARAMS = {
   V_AV1: 'av01.0.04M.08',
   'V_MPEG4/ISO/AVC': 'avc1.42E01E',
   'V_MPEGH/ISO/HEVC': 'hvc1.1.6.L93.B0',
+  'V_MPEG4/ISO/ASP': 'mp4v.20.9',
+  V_THEORA: 'theora',
   A_OPUS: 'opus',
   A_VORBIS: 'vorbis',
   A_AAC: 'mp4a.40.2',
@@ -94,10 +96,8 @@ function playability(video, stream) {
   for (const track of stream.tracks ?? []) {
     if (track.type !== 'video' && track.type !== 'audio') continue;
     const param = CODEC_PARAMS[track.codec];
-    if (!param) {
-      missing.push(`${track.codec} (unknown to this page)`);
-      continue;
-    }
+    // A codec this page cannot name is tried anyway: the error watch reports what fails.
+    if (!param) continue;
     if (video.canPlayType(`${container}; codecs="${param}"`) === '') {
       // Decoding H.264/AAC at all is another question than decoding it from Matroska.
       const elsewhere = window.MediaSource?.isTypeSupported?.(`${track.type}/mp4; codecs="${param}"`);

@@ -185,6 +185,25 @@ describe('dashboard in Chromium', { skip }, () => {
     assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
   });
 
+  it('an edge killed: the page shows its restart, and its players play again without a reload', { timeout: 60_000 }, async () => {
+    await page.evaluate(() => (window.notReloaded = true));
+    const stats = await waitForStats(master, 'edges with pids', (s) => (s.edges ?? []).every((e) => e.pid !== null));
+    const victim = stats.edges!.find((e) => e.players > 0) ?? stats.edges![0]!;
+    process.kill(victim.pid!, 'SIGKILL');
+    await page.waitForFunction(
+      (id) => document.querySelector(`#edges tr[data-edge="${id}"] td:last-child`)?.textContent === '1',
+      victim.edgeId,
+      { timeout: PAGE_WAIT_MS },
+    );
+    // Every player of the page plays on: the ones on the killed edge connected again.
+    for (const name of [WEBM, H264]) {
+      const video = `[data-stream="${name}"] video`;
+      const at = (await page.$eval(video, readPlayback as (e: unknown) => Playback)).currentTime;
+      await page.waitForFunction(({ video, at }) => (document.querySelector(video)?.currentTime ?? 0) > at + 2, { video, at }, { timeout: PAGE_WAIT_MS });
+    }
+    assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
+  });
+
   it('no request of the page gets a 404 (or any error); /favicon.ico is answered', { timeout: 20_000 }, async () => {
     const icon = await request(master.url('/favicon.ico'));
     assert.equal(icon.status, 200);

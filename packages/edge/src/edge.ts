@@ -28,7 +28,7 @@ import { LiveStream, type StartMode } from './liveStream.js';
 import { Player, type PlayerCounters, type PlayerPolicy } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
-import { statusPage } from './statusPage.js';
+import { dashboardAsset, dashboardPage } from './dashboard.js';
 
 function policyOf(config: EdgeConfig): PlayerPolicy {
   return { backlogBytes: config.playerBacklogBytes, maxLagMs: config.maxLagMs, slowTimeoutMs: config.slowTimeoutMs };
@@ -41,6 +41,7 @@ const STREAM_METHODS = 'GET, HEAD, PUT, POST';
 
 type Route =
   | { kind: 'status' }
+  | { kind: 'asset'; body: string; type: string }
   | { kind: 'stats' }
   | { kind: 'list' }
   | { kind: 'publish' }
@@ -82,6 +83,8 @@ interface Waiting {
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
   userAgent: string;
+  /** A browser media element (see rebase.ts). */
+  rebase: boolean;
 }
 
 /** A player as the Control API lists it. */
@@ -176,12 +179,17 @@ export class Edge {
 
   stats(): EdgeStats {
     const playersByStream: Record<string, number> = {};
-    for (const stream of this.#streams.values()) playersByStream[stream.name] = stream.players.size;
+    const bytesOutByStream: Record<string, number> = {};
+    for (const stream of this.#streams.values()) {
+      playersByStream[stream.name] = stream.players.size;
+      bytesOutByStream[stream.name] = stream.bytesOut;
+    }
     return {
       type: 'edge-stats',
       players: this.#players,
       playersByStream,
       bytesOut: this.#counters.bytesOut,
+      bytesOutByStream,
       skips: this.#counters.skips,
       kicked: this.#counters.kicked,
       rejected: this.#rejected,
@@ -325,6 +333,8 @@ export class Edge {
       switch (route.kind) {
         case 'status':
           return this.#sendStatus(socket, head);
+        case 'asset':
+          return this.#send(socket, 200, route.body, route.type, {}, head.method !== 'HEAD');
         case 'stats':
           return this.#send(socket, 200, JSON.stringify(this.#statsBody()), 'application/json', {}, head.method !== 'HEAD');
         case 'list':
@@ -378,6 +388,8 @@ export class Edge {
     }
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
     if (path === '/stats') return { kind: 'stats' };
+    const asset = dashboardAsset(path);
+    if (asset) return { kind: 'asset', ...asset };
     if (path === '/live/' || path === '/live') return { kind: 'list' };
     if (path === '/' || path === '/index.html') {
       const wantsHtml = (head.headers.get('accept') ?? '').includes('text/html');
@@ -436,8 +448,10 @@ export class Edge {
     }
     const start = this.#startMode(head);
     const userAgent = head.headers.get('user-agent') ?? '';
-    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', userAgent);
-    else this.#join(socket, stream, start, userAgent);
+    // Fetch Metadata (W3C): a browser's <video>/<audio> says so; its stream starts at 0 (see rebase.ts).
+    const rebase = /^(video|audio)$/i.test(head.headers.get('sec-fetch-dest') ?? '');
+    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', userAgent, rebase);
+    else this.#join(socket, stream, start, userAgent, rebase);
   }
 
   /** `?start=newest|next`, or the server's --start. */
@@ -448,8 +462,8 @@ export class Edge {
     throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
   }
 
-  #join(socket: Socket, stream: LiveStream, start: StartMode, userAgent: string): void {
-    const player = new Player(socket, this.#policy, this.#counters);
+  #join(socket: Socket, stream: LiveStream, start: StartMode, userAgent: string, rebase: boolean): void {
+    const player = new Player(socket, this.#policy, this.#counters, rebase);
     this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();
@@ -476,13 +490,14 @@ export class Edge {
   }
 
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
-  #wait(socket: Socket, name: string, head: boolean, userAgent: string): void {
+  #wait(socket: Socket, name: string, head: boolean, userAgent: string, rebase: boolean): void {
     let waiting = this.#waiting.get(name);
     if (!waiting) this.#waiting.set(name, (waiting = new Set()));
     const entry: Waiting = {
       socket,
       head,
       userAgent,
+      rebase,
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
@@ -511,12 +526,12 @@ export class Edge {
       this.#players--;
       if (entry.head) entry.socket.end(stream.responseHead);
       // The stream has just started: every player waits for its first keyframe.
-      else this.#join(entry.socket, stream, 'next', entry.userAgent);
+      else this.#join(entry.socket, stream, 'next', entry.userAgent, entry.rebase);
     }
   }
 
   #sendStatus(socket: Socket, head: RequestHead): void {
-    const page = statusPage(this.#streams.values(), this.#serverStats);
+    const page = dashboardPage(this.#streams.values());
     this.#send(socket, 200, page, 'text/html; charset=utf-8', {}, head.method !== 'HEAD');
   }
 

@@ -23,6 +23,8 @@ export class LiveStream {
   readonly players = new Set<Player>();
   /** The source ended it; its players are finishing. */
   ended = false;
+  /** Bytes written to its players here (header and media), for the stats. */
+  bytesOut = 0;
   readonly #ring: SegmentRing;
   /** A reload may change it: read at each Segment. */
   maxDelayMs: number;
@@ -103,7 +105,7 @@ export class LiveStream {
     for (const entry of entries) this.#ring.push(entry);
     const batch = batchOf(entries);
     const now = Date.now();
-    for (const player of this.players) player.deliver(batch, now);
+    for (const player of this.players) this.bytesOut += player.deliver(batch, now);
   }
 
   /**
@@ -113,7 +115,7 @@ export class LiveStream {
    */
   join(player: Player, mode: StartMode, burstMs: number): void {
     this.players.add(player);
-    player.start(this.#responseHead, this.#header.bytes, mode === 'next' ? [] : this.#ring.joinPoint(burstMs));
+    this.bytesOut += player.start(this.#responseHead, this.#header.bytes, mode === 'next' ? [] : this.#ring.joinPoint(burstMs));
   }
 
   leave(player: Player): void {

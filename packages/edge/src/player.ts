@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { LatencyHistogram, RingEntry } from '@mkvcast/shared';
 import type { Batch } from './batch.js';
+import { firstClusterTimestamp, rebased } from './rebase.js';
 
 export interface PlayerPolicy {
   /** Unsent bytes past which the player skips Segments until the next keyframe. */
@@ -44,28 +45,40 @@ export class Player {
   #skipping = false;
   /** Bytes written to this player (a plain field: read by the Control API and at metrics collect time). */
   bytes = 0;
+  /** Rebasing (a browser media element, see rebase.ts): the Timestamp its first Cluster had, once written. */
+  readonly #rebase: boolean;
+  #base: number | null = null;
 
-  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters) {
+  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters, rebase = false) {
     this.socket = socket;
     this.#policy = policy;
     this.#counters = counters;
+    this.#rebase = rebase;
   }
 
-  /** The response head, the stream header and the Segments from the join point, in one write batch. */
-  start(responseHead: Buffer, header: Uint8Array, entries: readonly RingEntry[]): void {
+  /** What this player is sent of `bytes` (whole Clusters): the shared bytes, or its rebased copy. */
+  #own(bytes: Uint8Array): Uint8Array {
+    if (!this.#rebase) return bytes;
+    this.#base ??= firstClusterTimestamp(bytes) ?? 0;
+    return this.#base === 0 ? bytes : rebased(bytes, this.#base);
+  }
+
+  /** The response head, the stream header and the Segments from the join point, in one write batch; returns the bytes written (header and Segments). */
+  start(responseHead: Buffer, header: Uint8Array, entries: readonly RingEntry[]): number {
     const socket = this.socket;
     socket.cork();
     socket.write(responseHead);
     socket.write(header);
     let bytes = header.length;
     for (const entry of entries) {
-      socket.write(entry.bytes);
+      socket.write(this.#own(entry.bytes));
       bytes += entry.bytes.length;
     }
     socket.uncork();
     this.bytes += bytes;
     this.#counters.bytesOut += bytes;
     if (entries.length === 0) this.#waitingForKeyframe = true;
+    return bytes;
   }
 
   /** After a gap in the stream: resume only at a keyframe. */
@@ -73,31 +86,32 @@ export class Player {
     this.#waitingForKeyframe = true;
   }
 
-  /** Writes a batch of live Segments, from its first keyframe when this player waits for one. */
-  deliver(batch: Batch, now: number): void {
+  /** Writes a batch of live Segments, from its first keyframe when this player waits for one; returns the bytes written. */
+  deliver(batch: Batch, now: number): number {
     const socket = this.socket;
     const lag = this.#lag(now);
     if (lag > this.#policy.slowTimeoutMs) {
       this.#counters.kicked++;
       socket.destroy();
-      return;
+      return 0;
     }
     if (lag > this.#policy.maxLagMs || socket.writableLength > this.#policy.backlogBytes) {
       this.#skip();
-      return;
+      return 0;
     }
     this.#skipping = false;
     let bytes = batch.bytes;
     if (this.#waitingForKeyframe) {
-      if (batch.keyAt < 0) return;
+      if (batch.keyAt < 0) return 0;
       if (batch.keyAt > 0) bytes = bytes.subarray(batch.keyAt);
       this.#waitingForKeyframe = false;
     }
-    socket.write(bytes);
+    socket.write(this.#own(bytes));
     this.bytes += bytes.length;
     this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
     if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);
+    return bytes.length;
   }
 
   /**

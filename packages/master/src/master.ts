@@ -30,6 +30,7 @@ import { diffOptions, type ReloadResult } from './reload.js';
 export type { ReloadResult } from './reload.js';
 import { HeldPublishers } from './heldPublishers.js';
 import { bindPublicSocket, listenBacklog, type TcpHandle } from './listenHandle.js';
+import { StreamStatsTracker } from './streamStats.js';
 
 export interface MasterOptions {
   inputs: InputConfig[];
@@ -138,6 +139,7 @@ export class Master {
   readonly #ended = new Map<string, boolean>();
   readonly #done = new Map<string, Set<number>>();
   #sourceStats: SourceStats | null = null;
+  readonly #streamStats = new StreamStatsTracker();
   #exitCode = 0;
   #closing: Promise<number> | undefined;
   #resolveExit!: (code: number) => void;
@@ -575,6 +577,7 @@ export class Master {
   }
 
   #broadcastStats(): void {
+    this.#streamStats.sample(Date.now(), this.#sourceStats?.streams ?? [], this.#edges.map((e) => e.stats));
     const stats = this.stats();
     for (const slot of this.#edges) slot.child.send({ type: 'cluster-stats', stats });
   }
@@ -592,12 +595,13 @@ export class Master {
       rejected: 0,
       restarts: this.#source.restarts + this.#edges.reduce((n, e) => n + e.child.restarts, 0),
       latencyMs: { samples: 0, p50: 0, p99: 0, max: 0 },
-      streams: this.#sourceStats?.streams ?? [],
+      streams: this.#streamStats.streams(Date.now(), this.#sourceStats?.streams ?? [], this.#edges.map((e) => e.stats)),
       edges: this.#edges.map((e) => ({
         edgeId: e.edgeId,
         pid: e.child.pid,
         players: e.stats?.players ?? 0,
         connections: e.connections,
+        restarts: e.child.restarts,
       })),
     };
     const latency = new LatencyHistogram();

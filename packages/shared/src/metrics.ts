@@ -130,7 +130,10 @@ export async function aggregateMetrics(perProcess: { process: string; metrics: M
       return { ...metric, aggregator: 'first', values: metric.values.map((v) => ({ ...v, labels: { ...v.labels, process } })) };
     }),
   );
-  return AggregatorRegistry.aggregate(labelled).metrics();
+  const text = await AggregatorRegistry.aggregate(labelled).metrics();
+  // prom-client spells a value that is not a number "Nan"; the exposition format's spelling is "NaN"
+  // (an idle process's event-loop lag mean, before its first sample).
+  return text.replace(/ Nan$/gm, ' NaN');
 }
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;

@@ -69,3 +69,12 @@ test('a LatencyHistogram becomes a cumulative Prometheus histogram in seconds, s
     'mkvcast_segment_latency_seconds_count 6',
   ]);
 });
+
+test('a value that is not a number is spelt NaN, as the exposition format has it', async () => {
+  const a = processRegistry();
+  counterFrom(a, 'mkvcast_player_skips_total', 'h', () => 0);
+  labelledGaugeFrom(a, 'mkvcast_players', 'h', 'stream', () => ({ cam: Number.NaN }));
+  const text = await aggregateMetrics([{ process: 'edge-1', metrics: await a.getMetricsAsJSON() }]);
+  assert.ok(lines(text).includes('mkvcast_players{stream="cam"} NaN'), text);
+  assert.doesNotMatch(text, / Nan$/m);
+});

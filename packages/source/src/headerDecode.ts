@@ -72,6 +72,10 @@ function readTracks(tracksElement: Uint8Array): { tracks: TrackSummary[]; defaul
     else if (tag.name === 'CodecID') current.codec = String(tag.value);
     else if (tag.name === 'DefaultDuration' && Number(tag.value) > 0) current.defaultDuration = Number(tag.value);
     else if (tag.name === 'CodecPrivate' && tag.data) current.setup = createHash('sha1').update(tag.data).digest('hex').slice(0, 16);
+    else if (tag.name === 'PixelWidth') current.width = Number(tag.value);
+    else if (tag.name === 'PixelHeight') current.height = Number(tag.value);
+    else if (tag.name === 'SamplingFrequency') current.sampleRate = Number(tag.value);
+    else if (tag.name === 'Channels') current.channels = Number(tag.value);
     else if (tag.name === 'end:TrackEntry') {
       if (!current.number) throw new CorruptStreamError('a TrackEntry has no TrackNumber');
       tracks.push({
@@ -79,9 +83,20 @@ function readTracks(tracksElement: Uint8Array): { tracks: TrackSummary[]; defaul
         type: TRACK_TYPES[current.rawType ?? 0] ?? 'other',
         codec: current.codec ?? 'unknown',
         setup: current.setup ?? '',
+        ...formatOf(current),
       });
       if (current.defaultDuration !== undefined) defaultDurations.set(current.number, current.defaultDuration);
     }
   }
   return { tracks, defaultDurations };
+}
+
+/** The picture size and audio format a TrackEntry gave, for the stats (dropped when not positive numbers). */
+function formatOf(track: Partial<TrackSummary>): Partial<TrackSummary> {
+  const format: Partial<TrackSummary> = {};
+  for (const key of ['width', 'height', 'sampleRate', 'channels'] as const) {
+    const value = track[key];
+    if (typeof value === 'number' && Number.isFinite(value) && value > 0) format[key] = value;
+  }
+  return format;
 }

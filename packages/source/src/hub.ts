@@ -16,6 +16,7 @@ import {
   type SourceMessage,
   type SourceStats,
   type SourceStreamInfo,
+  type StreamInput,
   type StreamCheckpoint,
   MkvcastError,
   ProtocolError,
@@ -53,6 +54,8 @@ export class Hub {
   readonly #epoch = randomUUID();
   readonly #streams = new Map<string, HubStream>();
   readonly #edges = new Set<EdgeLink>();
+  /** Each stream's current input session, for the stats: set before its header exists. */
+  readonly #inputs = new Map<string, StreamInput>();
   #edgesDropped = 0;
   /** What ended streams took in, for the metrics' totals. */
   readonly #ended = { bytesIn: new Map<string, number>(), segments: new Map<string, number>() };
@@ -158,7 +161,14 @@ export class Hub {
     this.#broadcast(encodeFrame({ type: 'segment', stream: name, sentAt: arrivedAt, ...entry }));
   }
 
+  /** The input session a stream reads now; null between sessions. */
+  setInput(name: string, input: StreamInput | null): void {
+    if (input) this.#inputs.set(name, input);
+    else this.#inputs.delete(name);
+  }
+
   endStream(name: string, reason: 'eof' | 'error', message?: string): void {
+    this.#inputs.delete(name);
     const stream = this.#streams.get(name);
     if (!stream) return;
     this.#streams.delete(name);
@@ -214,6 +224,9 @@ export class Hub {
         segments: s.segments,
         bytesIn: s.bytesIn,
         edges: this.#edges.size,
+        docType: s.header.docType,
+        tracks: s.header.tracks,
+        input: this.#inputs.get(s.name) ?? null,
       })),
       edgesDropped: this.#edgesDropped,
     };

@@ -7,6 +7,7 @@ import {
   type HeaderMessage,
   type Logger,
   type StreamCheckpoint,
+  type StreamInput,
   type ScanEvent,
   MatroskaScanner,
 } from '@mkvcast/shared';
@@ -56,6 +57,8 @@ export interface IngestOptions {
   resume?: StreamCheckpoint;
   /** Told before each Segment goes out, so that a new source run can go on from it. */
   checkpoint: (message: CheckpointMessage) => void;
+  /** Told when an input session starts (for the stats), and with null when it ends. */
+  input?: (input: StreamInput | null) => void;
 }
 
 /**
@@ -135,6 +138,7 @@ export class StreamIngest {
     try {
       for (let session = await source.next(signal); session; session = await source.next(signal)) {
         const clusters = this.#clusters;
+        this.#options.input?.({ kind: session.kind ?? 'file', label: session.label });
         try {
           await this.#pass(session.stream);
           if (this.#clusters === clusters && sessionErrorsEnd) {
@@ -145,6 +149,8 @@ export class StreamIngest {
           session.finish?.(err);
           if (sessionErrorsEnd || signal.aborted) throw err;
           this.#log.warn(`stream '${this.name}': ${session.label}: ${describeError(err)}`);
+        } finally {
+          this.#options.input?.(null);
         }
         if (signal.aborted) return;
       }

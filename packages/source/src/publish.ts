@@ -118,6 +118,7 @@ export class PublishRouter {
     const session = {
       stream,
       label: `publisher ${from}`,
+      kind: 'publisher' as const,
       finish: (error?: unknown) => {
         socket.setTimeout(0);
         if (error) this.#answer(socket, sessionError(name, error));

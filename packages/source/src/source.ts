@@ -75,6 +75,7 @@ export class Source {
       headers: this.#headers,
       resume,
       checkpoint: this.#send,
+      input: (input) => this.#hub.setInput(name, input),
     });
   }
 

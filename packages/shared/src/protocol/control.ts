@@ -34,10 +34,41 @@ export interface EndedMessage {
   message?: string;
 }
 
+/** Where a stream's bytes come from now. */
+export interface StreamInput {
+  kind: 'file' | 'stdin' | 'upstream' | 'tcp' | 'publisher';
+  /** A path, URL or peer address, as the logs name it: "publisher 10.0.0.7:50312", "in.mkv (pass 3)". */
+  label: string;
+}
+
+/** One stream as the source has it. */
+export interface SourceStreamStats {
+  name: string;
+  segments: number;
+  bytesIn: number;
+  edges: number;
+  docType: string;
+  /** Its tracks, with picture size and audio format where the header gives them. */
+  tracks: TrackSummary[];
+  /** Its current input session; null between sessions (a publisher gone, an upstream reconnecting). */
+  input: StreamInput | null;
+}
+
 export interface SourceStats {
   type: 'source-stats';
-  streams: { name: string; segments: number; bytesIn: number; edges: number }[];
+  streams: SourceStreamStats[];
   edgesDropped: number;
+}
+
+/** One stream across the server: the source's view with the edges' players and traffic. */
+export interface StreamStats extends SourceStreamStats {
+  players: number;
+  bytesOut: number;
+  /** bit/s received and sent over the last stats interval (about a second). */
+  bitrateIn: number;
+  bitrateOut: number;
+  /** Seconds since the master first saw it live (a source restart does not reset it). */
+  uptimeS: number;
 }
 
 /** Edge → master: connections and players it holds, and how many handed sockets it has seen. */
@@ -64,6 +95,8 @@ export interface EdgeStats {
   players: number;
   playersByStream: Record<string, number>;
   bytesOut: number;
+  /** Bytes written to the players of each live stream, since this edge started. */
+  bytesOutByStream: Record<string, number>;
   skips: number;
   kicked: number;
   rejected: number;
@@ -130,9 +163,9 @@ export interface ServerStats {
   restarts: number;
   /** ms from the source having a Segment to its write on the last player socket of an edge. */
   latencyMs: LatencySummary;
-  streams: SourceStats['streams'];
-  /** Per edge, in edge order: its pid and players. */
-  edges: { edgeId: number; pid: number | null; players: number; connections: number }[];
+  streams: StreamStats[];
+  /** Per edge, in edge order: its pid, players, and how often it was restarted. */
+  edges: { edgeId: number; pid: number | null; players: number; connections: number; restarts: number }[];
 }
 
 /**

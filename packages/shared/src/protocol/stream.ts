@@ -9,6 +9,12 @@ export interface TrackSummary {
   codec: string;
   /** A digest of the track's CodecPrivate (decoder set-up), '' when it has none. */
   setup: string;
+  /** Video: PixelWidth and PixelHeight (RFC 9559 §5.1.4.1.28.6–7). */
+  width?: number;
+  height?: number;
+  /** Audio: SamplingFrequency in Hz and Channels (RFC 9559 §5.1.4.1.29.1, .3). */
+  sampleRate?: number;
+  channels?: number;
 }
 
 /**

@@ -16,8 +16,8 @@ export class FileSource implements SessionSource {
   async next(): Promise<Session | null> {
     if (this.#closed || (this.#passes > 0 && !this.#loop)) return null;
     this.#passes++;
-    if (this.#path === '-') return { stream: process.stdin, label: 'stdin' };
-    return { stream: createReadStream(this.#path, { highWaterMark: 64 * 1024 }), label: `${this.#path} (pass ${this.#passes})` };
+    if (this.#path === '-') return { stream: process.stdin, label: 'stdin', kind: 'stdin' };
+    return { stream: createReadStream(this.#path, { highWaterMark: 64 * 1024 }), label: `${this.#path} (pass ${this.#passes})`, kind: 'file' };
   }
 
   close(): void {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { StreamInput } from '@mkvcast/shared';
 
 /** One input session: one upstream response, one TCP client, one publisher upload. */
 export interface Session {
@@ -6,6 +7,8 @@ export interface Session {
   stream: Readable;
   /** For logs: "http://host/x (attempt 3)", "tcp client 127.0.0.1:5555". */
   label: string;
+  /** What kind of input it is, for the stats (default 'file'). */
+  kind?: StreamInput['kind'];
   /** Called once when the ingest is done with the session, with the error that ended it, if any. */
   finish?: (error?: unknown) => void;
 }

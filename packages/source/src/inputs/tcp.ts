@@ -119,7 +119,7 @@ export class TcpListenSource implements SessionSource {
       return;
     }
     this.#current = socket;
-    const session: Session = { stream: socket, label: `tcp client ${peer}` };
+    const session: Session = { stream: socket, label: `tcp client ${peer}`, kind: 'tcp' };
     // Keepalive finds a publisher whose host vanished; the stall guard one that went quiet.
     socket.setKeepAlive(true, 5_000);
     const disarm = guardStall(socket, socket, this.#idle, () => {

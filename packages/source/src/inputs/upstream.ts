@@ -140,7 +140,7 @@ export class UpstreamSource implements SessionSource {
     res.once('close', () => this.#responses.delete(res));
     this.#last = res;
     const via = url.href === start.href ? '' : ` → ${url.href}`;
-    return { stream: res, label: `${start.href}${via} (attempt ${attempt})` };
+    return { stream: res, label: `${start.href}${via} (attempt ${attempt})`, kind: 'upstream' };
   }
 
   /** One GET: resolves with the response once its head arrived. */

@@ -16,3 +16,6 @@ export * from './http/request.js';
 export * from './http/responses.js';
 export * from './http/handoff.js';
 export * from './startup.js';
+export * from './auth/rateLimit.js';
+export * from './auth/hooks.js';
+export * from './auth/jwt.js';

@@ -1,4 +1,4 @@
-import { REASON } from './errors.js';
+import { REASON, type HttpError } from './errors.js';
 
 const SERVER = 'mkvcast';
 
@@ -45,4 +45,10 @@ export function simpleResponse(
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   head += 'Connection: close\r\n\r\n';
   return withBody ? Buffer.concat([Buffer.from(head, 'latin1'), payload]) : Buffer.from(head, 'latin1');
+}
+
+/** An HttpError as its answer: the status from the one table, a JSON body that names the stable code. */
+export function errorResponse(err: HttpError, withBody = true): Buffer {
+  const body = JSON.stringify({ error: { code: err.code, message: err.message } }) + '\n';
+  return simpleResponse(err.status, body, 'application/json', err.headers, withBody);
 }

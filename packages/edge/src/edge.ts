@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import {
   describeError,
+  errorResponse,
   stopReading,
   simpleResponse,
   HttpError,
@@ -16,6 +17,7 @@ import {
 } from '@mkvcast/shared';
 
 
+import { PlayerAdmission, type PlayVisit } from './admission.js';
 import { LiveStream, type StartMode } from './liveStream.js';
 import { Player, type PlayerCounters } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
@@ -66,6 +68,7 @@ interface Waiting {
   timer: NodeJS.Timeout;
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
+  visit: PlayVisit | null;
 }
 
 /** A player may wait this long for a configured stream to start. */
@@ -96,6 +99,8 @@ export class Edge {
   readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0, latency: new LatencyHistogram() };
   #received = 0;
   #level = { least: 0, margin: Infinity };
+  /** Tokens and hooks: who may play. */
+  readonly #admission: PlayerAdmission;
   /** Resolves once the source link is up for the first time. */
   readonly connected: Promise<void>;
   #rejected = 0;
@@ -115,6 +120,7 @@ export class Edge {
     this.#log = log;
     this.#events = events;
     this.#sendBuffer = new SendBufferCap(PLAYER_SEND_BUFFER, log);
+    this.#admission = new PlayerAdmission(() => this.#config, log);
     this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
     this.#link.on('message', (message) => this.#onSourceMessage(message));
     this.connected = new Promise((resolve) => this.#link.once('connected', resolve));
@@ -267,10 +273,7 @@ export class Edge {
 
   #play(request: Request, stream: LiveStream | string): void {
     const { socket, head } = request;
-    if (head.method === 'HEAD' && typeof stream !== 'string') {
-      socket.end(stream.responseHead);
-      return;
-    }
+    if (head.method === 'HEAD' && typeof stream !== 'string') return this.#admit(request, stream, 'newest', false);
     // Ahead of the least-loaded edge by the master's margin: let the master place the player
     // (back here, if this edge turns out to be the least loaded after all).
     const ahead = this.#players >= this.#level.least + this.#level.margin;
@@ -288,9 +291,54 @@ export class Edge {
       this.#rejected++;
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
-    const start = this.#startMode(head);
-    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD');
-    else this.#join(socket, stream, start);
+    this.#admit(request, stream, this.#startMode(head), true);
+  }
+
+  /**
+   * Checks the player's token and asks the on_play hook (when configured)
+   * before any stream byte goes out, then lets it in. `slot`: it holds a
+   * player slot while it waits for the answer.
+   */
+  #admit(request: Request, stream: LiveStream | string, start: StartMode, slot: boolean): void {
+    const { socket, head } = request;
+    const name = typeof stream === 'string' ? stream : stream.name;
+    const gate = this.#admission.gate(socket, head, name);
+    if (!gate) return this.#enter(request, stream, start, null);
+    if (slot) this.#players++;
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort();
+    socket.once('close', onClose);
+    const settled = (): void => {
+      socket.off('close', onClose);
+      if (slot) this.#players--;
+    };
+    gate(gone.signal).then(
+      (visit) => {
+        settled();
+        visit?.watch(socket);
+        if (socket.destroyed) return;
+        try {
+          // The stream may have started, or ended, while the answer came.
+          this.#enter(request, this.#stream(name), start, visit);
+        } catch (err) {
+          if (visit) visit.reason = describeError(err);
+          this.#fail(socket, err, head.method);
+        }
+      },
+      (err: unknown) => {
+        settled();
+        if (socket.destroyed) return;
+        this.#admission.refused(socket, name, err);
+        this.#fail(socket, err, head.method);
+      },
+    );
+  }
+
+  #enter(request: Request, stream: LiveStream | string, start: StartMode, visit: PlayVisit | null): void {
+    const { socket, head } = request;
+    if (head.method === 'HEAD' && typeof stream !== 'string') socket.end(stream.responseHead);
+    else if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', visit);
+    else this.#join(socket, stream, start, visit);
   }
 
   /** `?start=newest|next`, or the server's --start. */
@@ -301,12 +349,13 @@ export class Edge {
     throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
   }
 
-  #join(socket: Socket, stream: LiveStream, start: StartMode): void {
+  #join(socket: Socket, stream: LiveStream, start: StartMode, visit: PlayVisit | null): void {
     const player = new Player(
       socket,
       { backlogBytes: this.#config.playerBacklogBytes, maxLagMs: this.#config.maxLagMs, slowTimeoutMs: this.#config.slowTimeoutMs },
       this.#counters,
     );
+    if (visit) visit.player = player;
     this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();
@@ -320,15 +369,17 @@ export class Edge {
   }
 
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
-  #wait(socket: Socket, name: string, head: boolean): void {
+  #wait(socket: Socket, name: string, head: boolean, visit: PlayVisit | null): void {
     let waiting = this.#waiting.get(name);
     if (!waiting) this.#waiting.set(name, (waiting = new Set()));
     const entry: Waiting = {
       socket,
       head,
+      visit,
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
+        if (visit) visit.reason = 'stream did not start';
         this.#send(socket, 503, `stream '${name}' has not started yet\n`, undefined, { 'Retry-After': '2' });
       }, START_WAIT_MS),
     };
@@ -353,7 +404,7 @@ export class Edge {
       this.#players--;
       if (entry.head) entry.socket.end(stream.responseHead);
       // The stream has just started: every player waits for its first keyframe.
-      else this.#join(entry.socket, stream, 'next');
+      else this.#join(entry.socket, stream, 'next', entry.visit);
     }
   }
 
@@ -368,7 +419,7 @@ export class Edge {
 
   #fail(socket: Socket, err: unknown, method: string): void {
     if (err instanceof HttpError) {
-      this.#send(socket, err.status, err.message + '\n', undefined, err.headers, method !== 'HEAD');
+      socket.end(errorResponse(err, method !== 'HEAD'));
       return;
     }
     this.#log.error(`request failed: ${describeError(err)}`);
@@ -416,7 +467,7 @@ export class Edge {
     }
     const stale = stream.replaceHeader(header);
     if (stale.length > 0) this.#log.info(`stream '${header.stream}' changed codecs; restarting ${stale.length} player(s)`);
-    for (const player of stale) player.finish();
+    for (const player of stale) player.finish('stream restarted with new codecs');
   }
 
   #endStream(name: string, error?: string): void {

@@ -42,11 +42,23 @@ export class Player {
   #behindSince = 0;
   /** Skipping in this lag episode (counted once). */
   #skipping = false;
+  #bytes = 0;
+  #endReason: string | null = null;
 
   constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters) {
     this.socket = socket;
     this.#policy = policy;
     this.#counters = counters;
+  }
+
+  /** Stream bytes written to this player (for its on_stop hook). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Why the server ended this player; null: it has not (the client went, or is still here). */
+  get endReason(): string | null {
+    return this.#endReason;
   }
 
   /** The response head, the stream header and the Segments from the join point, in one write batch. */
@@ -62,6 +74,7 @@ export class Player {
     }
     socket.uncork();
     this.#counters.bytesOut += bytes;
+    this.#bytes += bytes;
     if (entries.length === 0) this.#waitingForKeyframe = true;
   }
 
@@ -76,6 +89,7 @@ export class Player {
     const lag = this.#lag(now);
     if (lag > this.#policy.slowTimeoutMs) {
       this.#counters.kicked++;
+      this.#endReason = 'too slow';
       socket.destroy();
       return;
     }
@@ -92,6 +106,7 @@ export class Player {
     }
     socket.write(bytes);
     this.#counters.bytesOut += bytes.length;
+    this.#bytes += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
     if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);
   }
@@ -101,9 +116,10 @@ export class Player {
    * delivers the rest after the socket closes). Gives up on a reader that
    * takes nothing for slowTimeoutMs.
    */
-  finish(): void {
+  finish(reason = 'stream ended'): void {
     const socket = this.socket;
     if (socket.destroyed) return;
+    this.#endReason ??= reason;
     socket.once('finish', () => socket.destroy());
     socket.end();
     let left = socket.writableLength;
@@ -114,6 +130,7 @@ export class Player {
         left = socket.writableLength;
         progressAt = now;
       } else if (now - progressAt > this.#policy.slowTimeoutMs) {
+        this.#endReason = `${this.#endReason}; too slow to take the rest`;
         socket.destroy();
       }
     }, Math.min(FINISH_CHECK_MS, this.#policy.slowTimeoutMs));

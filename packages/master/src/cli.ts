@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { LOG_LEVELS, Logger, UsageError, describeError, type InputConfig, type LogLevel } from '@mkvcast/shared';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
+import { hooksConfig, jwtConfig } from './access.js';
 
 const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
 
@@ -52,6 +53,15 @@ function parser(argv: string[]) {
       'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },
       'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may stay behind before it is disconnected' },
       'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
+      'hooks-on-publish': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event before a publisher is let in; anything but 2xx refuses it (403)' },
+      'hooks-on-unpublish': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event when a publisher has gone' },
+      'hooks-on-play': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event before a player is let in; anything but 2xx refuses it (403)' },
+      'hooks-on-stop': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event when a player has gone' },
+      'hooks-timeout': { type: 'number', requiresArg: true, default: 3, describe: 'seconds a hook may take to answer; no answer refuses the client' },
+      'jwt-secret': { type: 'string', requiresArg: true, describe: 'players need a token (?token= or Authorization: Bearer) signed HS256 with this secret' },
+      'jwt-key': { type: 'string', requiresArg: true, describe: 'players need a token signed RS256 with the key of this PEM public key file' },
+      'jwt-jwks': { type: 'string', requiresArg: true, describe: 'players need a token signed with a key of this JSON Web Key Set URL' },
+      'jwt-claim': { type: 'string', requiresArg: true, default: 'stream', describe: 'token claim naming its stream: a name, "*", or an array of them' },
     })
     .strictOptions()
     .version(false)
@@ -191,6 +201,8 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     maxLagMs: positive(args['max-lag'], 'max-lag') * 1000,
     slowTimeoutMs: positive(args['slow-timeout'], 'slow-timeout') * 1000,
     logLevel: args['log-level'],
+    hooks: hooksConfig(args),
+    jwt: await jwtConfig(args),
   };
 }
 

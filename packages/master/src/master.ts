@@ -10,6 +10,8 @@ import type {
   EdgeConfig,
   EdgeStats,
   EdgeToMaster,
+  HooksConfig,
+  JwtConfig,
   EndedMessage,
   HandBackMessage,
   InputConfig,
@@ -47,6 +49,10 @@ export interface MasterOptions {
   maxLagMs: number;
   slowTimeoutMs: number;
   logLevel: LogLevel;
+  /** HTTP hooks on publish, unpublish, play, stop; absent: none. */
+  hooks?: HooksConfig;
+  /** Play and publish tokens; absent: none needed. */
+  jwt?: JwtConfig;
 }
 
 const STATS_INTERVAL_MS = 1000;
@@ -189,6 +195,8 @@ export class Master {
       idleTimeoutMs: o.idleTimeoutMs,
       maxPublished: o.maxPublished,
       logLevel: o.logLevel,
+      ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.jwt ? { jwt: o.jwt } : {}),
     };
     const child: SourceChild = new Child({
       name: 'source',
@@ -236,6 +244,8 @@ export class Master {
       edges: o.edges,
       streams: o.inputs.map((i) => i.name),
       logLevel: o.logLevel,
+      ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.jwt ? { jwt: o.jwt } : {}),
     };
     const slot: EdgeSlot = {
       child: new Child({

@@ -92,7 +92,7 @@ export class PublishRouter {
         clearTimeout(timer);
         socket.off('data', onData);
         socket.pause();
-        this.#publish(socket, parsed.head, parsed.rest).catch((err: unknown) => this.#answer(socket, err));
+        this.#publish(socket, parsed.head, parsed.rest, received.length).catch((err: unknown) => this.#answer(socket, err));
       } catch (err) {
         clearTimeout(timer);
         socket.off('data', onData);
@@ -113,7 +113,8 @@ export class PublishRouter {
     if (!this.#streams.has(name) && !this.#reserved.has(name)) this.#open(name);
   }
 
-  async #publish(socket: Socket, head: RequestHead, rest: Buffer): Promise<void> {
+  /** `early`: bytes an edge read from the connection before it came here. */
+  async #publish(socket: Socket, head: RequestHead, rest: Buffer, early: number): Promise<void> {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
     let client: HookClient | null;
@@ -129,7 +130,7 @@ export class PublishRouter {
     let reason: string | null = null;
     // Admitted by on_publish: on_unpublish follows when the connection ends, whatever ends it.
     if (client) {
-      const tell = (): void => this.#tellUnpublished(client, name, socket.bytesRead, Date.now() - since, reason ?? 'publisher closed');
+      const tell = (): void => this.#tellUnpublished(client, name, early + socket.bytesRead, Date.now() - since, reason ?? 'publisher closed');
       if (socket.destroyed) tell();
       else socket.once('close', tell);
     }

@@ -18,7 +18,7 @@ import {
 import type { Player } from './player.js';
 
 /** Checks a player before any stream byte: its token, then the on_play hook. Resolves with its visit, if hooks track it. */
-export type Gate = (signal: AbortSignal) => Promise<PlayVisit | null>;
+export type Gate = () => Promise<PlayVisit | null>;
 
 /**
  * One admitted player as the hooks know it, from the on_play answer to the
@@ -88,12 +88,12 @@ export class PlayerAdmission {
     const needsToken = jwtEnabled(jwt);
     const tracked = head.method === 'GET' && (hooks.onPlay !== null || hooks.onStop !== null);
     if (!needsToken && !tracked) return null;
-    return async (signal) => {
+    return async () => {
       if (needsToken) await tokenVerifier(jwt).verify(tokenOf(head), stream, 'play');
       if (!tracked) return null;
       const client = hookClient(socket.remoteAddress, head);
       const { onPlay, timeoutMs } = this.#config().hooks ?? NO_HOOKS;
-      if (onPlay !== null) await this.#hooks.ask(onPlay, { action: 'on_play', stream, ...client }, timeoutMs, signal);
+      if (onPlay !== null) await this.#hooks.ask(onPlay, { action: 'on_play', stream, ...client }, timeoutMs);
       return new PlayVisit(this, client, stream);
     };
   }

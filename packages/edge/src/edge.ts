@@ -305,14 +305,10 @@ export class Edge {
     const gate = this.#admission.gate(socket, head, name);
     if (!gate) return this.#enter(request, stream, start, null);
     if (slot) this.#players++;
-    const gone = new AbortController();
-    const onClose = (): void => gone.abort();
-    socket.once('close', onClose);
     const settled = (): void => {
-      socket.off('close', onClose);
       if (slot) this.#players--;
     };
-    gate(gone.signal).then(
+    gate().then(
       (visit) => {
         settled();
         visit?.watch(socket);

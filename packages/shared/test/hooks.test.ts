@@ -133,19 +133,6 @@ describe('Hooks.ask', () => {
     for (const e of await Promise.all(waiting)) assert.equal((e as HttpError).code, 'MKV_ERR_HOOK_FAILED');
     assert.equal(hooks.inFlight.asks, 0, 'calls that timed out are no longer counted');
   });
-
-  it('a client that leaves stops the wait (its signal aborts the call)', async () => {
-    server.answer = () => 'hang';
-    const hooks = new Hooks(log);
-    const gone = new AbortController();
-    const before = server.events.length;
-    const asked = hooks.ask(server.url, event(), 10_000, gone.signal).catch((e: unknown) => e);
-    await server.received(before + 1);
-    gone.abort();
-    const err = (await asked) as HttpError;
-    assert.equal(err.code, 'MKV_ERR_HOOK_FAILED');
-    assert.equal(hooks.inFlight.asks, 0);
-  });
 });
 
 describe('Hooks.tell', () => {

@@ -175,14 +175,7 @@ export class PublishRouter {
     if (onPublish === null && onUnpublish === null) return null;
     const client = hookClient(socket.remoteAddress, head);
     if (onPublish === null) return client;
-    const gone = new AbortController();
-    const onClose = (): void => gone.abort();
-    socket.once('close', onClose);
-    try {
-      await this.#hooks.ask(onPublish, { action: 'on_publish', stream: name, ...client }, timeoutMs, gone.signal);
-    } finally {
-      socket.off('close', onClose);
-    }
+    await this.#hooks.ask(onPublish, { action: 'on_publish', stream: name, ...client }, timeoutMs);
     return client;
   }
 

@@ -80,16 +80,17 @@ export class Hooks {
   /**
    * Asks the hook at `url` whether to let the client in: resolves when it
    * answered 2xx, throws the HttpError that refuses the client otherwise.
-   * `signal`: the client went away, the answer no longer matters.
+   * A client that leaves meanwhile does not cut the call short: once the
+   * hook has said yes, it hears of the stop too.
    */
-  async ask(url: string, event: HookEvent, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  async ask(url: string, event: HookEvent, timeoutMs: number): Promise<void> {
     if (this.#asking >= this.#limits.asks) {
       throw new HttpError('MKV_ERR_HOOKS_BUSY', `too many ${event.action} hook calls waiting for an answer`, { 'Retry-After': '2' });
     }
     this.#asking++;
     let status: number;
     try {
-      status = await post(url, event, timeoutMs, signal);
+      status = await post(url, event, timeoutMs);
     } catch (err) {
       if ((err as Error).name === 'TimeoutError') {
         throw new HttpError('MKV_ERR_HOOK_FAILED', `the ${event.action} hook did not answer within ${timeoutMs / 1000} s`);
@@ -118,13 +119,12 @@ export class Hooks {
 }
 
 /** POSTs the event; resolves with the status once the head is in, the body is never read. */
-async function post(url: string, event: HookEvent, timeoutMs: number, signal?: AbortSignal): Promise<number> {
-  const timeout = AbortSignal.timeout(timeoutMs);
+async function post(url: string, event: HookEvent, timeoutMs: number): Promise<number> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(event),
-    signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
+    signal: AbortSignal.timeout(timeoutMs),
     // A redirect is an answer, not an invitation to call somewhere else.
     redirect: 'manual',
   });

@@ -12,6 +12,7 @@ import {
   tokenVerifier,
   type EdgeConfig,
   type HookClient,
+  type HookEvent,
   type Logger,
   type RequestHead,
 } from '@mkvcast/shared';
@@ -105,7 +106,7 @@ export class PlayerAdmission {
   }
 
   /** From a visit: tells on_stop, if that hook is (still) configured. */
-  stopped(event: Parameters<Hooks['tell']>[1]): void {
+  stopped(event: HookEvent): void {
     const { onStop, timeoutMs } = this.#config().hooks ?? NO_HOOKS;
     if (onStop !== null) this.#hooks.tell(onStop, event, timeoutMs);
   }

@@ -418,3 +418,43 @@ describe('hook and token options are checked at start', () => {
     }
   });
 });
+
+describe('a slow hook server cannot pile up calls: 256 on_play calls in flight per edge, then 503', () => {
+  let hooks: HookServer;
+  let master: RunningMaster | undefined;
+  const sockets: net.Socket[] = [];
+
+  before(async () => {
+    hooks = await new HookServer().listen();
+    hooks.answer = () => 'hang';
+    const clip = await makeClip('webm-vp8-opus', { seconds: 4 });
+    master = await startMaster([clip, '--name', 'cam', '--loop', '--edges', '1', '--clients-per-edge', '400', '--hooks-on-play', hooks.url('on_play'), '--hooks-timeout', '20']);
+    await waitForStream(master, 'cam', 8000);
+  });
+
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await stopQuietly(master);
+    await hooks.close();
+  });
+
+  it('the 257th waiting player is refused at once with MKV_ERR_HOOKS_BUSY; the hook never hears of it', { timeout: 40_000 }, async () => {
+    const m = master!;
+    for (let i = 0; i < 256; i++) {
+      const socket = net.connect(m.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(`GET /live/cam?n=${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      sockets.push(socket);
+    }
+    await hooks.next('the 256th on_play', () => hooks.events.length >= 256, 0, 20_000);
+    const t0 = performance.now();
+    const reply = await request(m.url('/live/cam?n=256'), { timeoutMs: 5000 });
+    const ms = performance.now() - t0;
+    assert.equal(reply.status, 503, reply.body.toString());
+    assert.equal(errorCode(reply), 'MKV_ERR_HOOKS_BUSY');
+    assert.ok(reply.headers['retry-after'], 'a 503 says when to come back');
+    assert.ok(ms < 5000, `answered after ${ms.toFixed(0)} ms, not at the 20 s hook timeout`);
+    assert.equal(hooks.events.length, 256, 'the refused player never reached the hook');
+    assert.match(m.stderr(), /refused for 'cam' \(503\): too many on_play hook calls/);
+  });
+});

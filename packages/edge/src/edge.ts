@@ -7,6 +7,7 @@ import {
   errorResponse,
   isInternal,
   HttpError,
+  MkvcastError,
   RequestHeadReader,
   type RequestHead,
   LatencyHistogram,
@@ -24,6 +25,7 @@ import {
 import { apiRequest, isApiPath, PREFLIGHT_HEADERS, type ApiRequest } from './api.js';
 
 
+import { PlayerAdmission, type PlayVisit } from './admission.js';
 import { LiveStream, type StartMode } from './liveStream.js';
 import { Player, type PlayerCounters, type PlayerPolicy } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
@@ -82,9 +84,16 @@ interface Waiting {
   timer: NodeJS.Timeout;
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
+  joining: Joining;
+}
+
+/** What a player brings to its stream: its user agent, its rebasing, and its hook visit. */
+interface Joining {
   userAgent: string;
   /** A browser media element (see rebase.ts). */
   rebase: boolean;
+  /** Admitted by the on_play hook: its on_stop follows when the player leaves. */
+  visit: PlayVisit | null;
 }
 
 /** A player as the Control API lists it. */
@@ -131,6 +140,8 @@ export class Edge {
   readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0, latency: new LatencyHistogram() };
   #received = 0;
   #level = { least: 0, margin: Infinity };
+  /** Tokens and hooks: who may play. */
+  readonly #admission: PlayerAdmission;
   /** Resolves once the source link is up for the first time. */
   readonly connected: Promise<void>;
   #rejected = 0;
@@ -159,6 +170,7 @@ export class Edge {
     this.#log = log;
     this.#events = events;
     this.#sendBuffer = new SendBufferCap(PLAYER_SEND_BUFFER, log);
+    this.#admission = new PlayerAdmission(() => this.#config, log);
     this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
     this.#link.on('message', (message) => this.#onSourceMessage(message));
     this.connected = new Promise((resolve) => this.#link.once('connected', resolve));
@@ -349,7 +361,7 @@ export class Edge {
           return this.#play(request, route.stream);
       }
     } catch (err) {
-      this.#fail(socket, err, head.method, isApiPath(head.path));
+      this.#fail(socket, err, head.method);
     }
   }
 
@@ -372,7 +384,7 @@ export class Edge {
       }
       this.#send(socket, 200, JSON.stringify(result, null, 2) + '\n', 'application/json', {}, withBody);
     } catch (err) {
-      this.#fail(socket, err, head.method, true);
+      this.#fail(socket, err, head.method);
     }
   }
 
@@ -424,10 +436,7 @@ export class Edge {
 
   #play(request: Request, stream: LiveStream | string): void {
     const { socket, head } = request;
-    if (head.method === 'HEAD' && typeof stream !== 'string') {
-      socket.end(stream.responseHead);
-      return;
-    }
+    if (head.method === 'HEAD' && typeof stream !== 'string') return this.#admit(request, stream, 'newest', false);
     // Ahead of the least-loaded edge by the master's margin: let the master place the player
     // (back here, if this edge turns out to be the least loaded after all).
     const ahead = this.#players >= this.#level.least + this.#level.margin;
@@ -446,12 +455,56 @@ export class Edge {
       this.#reject('server_full');
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
-    const start = this.#startMode(head);
+    this.#admit(request, stream, this.#startMode(head), true);
+  }
+
+  /**
+   * Checks the player's token and asks the on_play hook (when configured)
+   * before any stream byte goes out, then lets it in. `slot`: it holds a
+   * player slot while it waits for the answer.
+   */
+  #admit(request: Request, stream: LiveStream | string, start: StartMode, slot: boolean): void {
+    const { socket, head } = request;
+    const name = typeof stream === 'string' ? stream : stream.name;
+    const gate = this.#admission.gate(socket, head, name);
+    if (!gate) return this.#enter(request, stream, start, null);
+    if (slot) this.#players++;
+    const settled = (): void => {
+      if (slot) this.#players--;
+    };
+    gate().then(
+      (visit) => {
+        settled();
+        visit?.watch(socket);
+        if (socket.destroyed) return;
+        try {
+          // The stream may have started, or ended, while the answer came.
+          this.#enter(request, this.#stream(name), start, visit);
+        } catch (err) {
+          if (visit) visit.reason = describeError(err);
+          this.#fail(socket, err, head.method);
+        }
+      },
+      (err: unknown) => {
+        settled();
+        if (socket.destroyed) return;
+        this.#admission.refused(socket, name, err);
+        // By the code's name, as the source counts publishers: token_expired, hook_refused…
+        this.#reject(err instanceof MkvcastError ? err.code.replace(/^MKV_ERR_/, '').toLowerCase() : 'internal');
+        this.#fail(socket, err, head.method);
+      },
+    );
+  }
+
+  #enter(request: Request, stream: LiveStream | string, start: StartMode, visit: PlayVisit | null): void {
+    const { socket, head } = request;
     const userAgent = head.headers.get('user-agent') ?? '';
     // Fetch Metadata (W3C): a browser's <video>/<audio> says so; its stream starts at 0 (see rebase.ts).
     const rebase = /^(video|audio)$/i.test(head.headers.get('sec-fetch-dest') ?? '');
-    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', userAgent, rebase);
-    else this.#join(socket, stream, start, userAgent, rebase);
+    const joining: Joining = { userAgent, rebase, visit };
+    if (head.method === 'HEAD' && typeof stream !== 'string') socket.end(stream.responseHead);
+    else if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', joining);
+    else this.#join(socket, stream, start, joining);
   }
 
   /** `?start=newest|next`, or the server's --start. */
@@ -462,8 +515,9 @@ export class Edge {
     throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
   }
 
-  #join(socket: Socket, stream: LiveStream, start: StartMode, userAgent: string, rebase: boolean): void {
+  #join(socket: Socket, stream: LiveStream, start: StartMode, { userAgent, rebase, visit }: Joining): void {
     const player = new Player(socket, this.#policy, this.#counters, rebase);
+    if (visit) visit.player = player;
     this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();
@@ -490,17 +544,17 @@ export class Edge {
   }
 
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
-  #wait(socket: Socket, name: string, head: boolean, userAgent: string, rebase: boolean): void {
+  #wait(socket: Socket, name: string, head: boolean, joining: Joining): void {
     let waiting = this.#waiting.get(name);
     if (!waiting) this.#waiting.set(name, (waiting = new Set()));
     const entry: Waiting = {
       socket,
       head,
-      userAgent,
-      rebase,
+      joining,
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
+        if (joining.visit) joining.visit.reason = 'stream did not start';
         this.#reject('stream_not_started');
         this.#fail(socket, new HttpError('MKV_ERR_STREAM_NOT_STARTED', `stream '${name}' has not started yet`, { 'Retry-After': '2' }), 'GET');
       }, START_WAIT_MS),
@@ -526,7 +580,7 @@ export class Edge {
       this.#players--;
       if (entry.head) entry.socket.end(stream.responseHead);
       // The stream has just started: every player waits for its first keyframe.
-      else this.#join(entry.socket, stream, 'next', entry.userAgent, entry.rebase);
+      else this.#join(entry.socket, stream, 'next', entry.joining);
     }
   }
 
@@ -539,9 +593,9 @@ export class Edge {
     return this.#serverStats ?? { edge: this.stats() };
   }
 
-  #fail(socket: Socket, err: unknown, method: string, json = false): void {
+  #fail(socket: Socket, err: unknown, method: string): void {
     if (isInternal(errorAnswer(err))) this.#log.error(`request failed: ${describeError(err)}`);
-    socket.end(errorResponse(err, { json, withBody: method !== 'HEAD' }));
+    socket.end(errorResponse(err, { withBody: method !== 'HEAD' }));
   }
 
   #send(
@@ -585,7 +639,7 @@ export class Edge {
     }
     const stale = stream.replaceHeader(header);
     if (stale.length > 0) this.#log.info(`stream '${header.stream}' changed codecs; restarting ${stale.length} player(s)`);
-    for (const player of stale) player.finish();
+    for (const player of stale) player.finish('stream restarted with new codecs');
   }
 
   #endStream(name: string, error?: string): void {

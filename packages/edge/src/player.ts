@@ -48,6 +48,8 @@ export class Player {
   /** Rebasing (a browser media element, see rebase.ts): the Timestamp its first Cluster had, once written. */
   readonly #rebase: boolean;
   #base: number | null = null;
+  /** Why the server ended this player; null: it has not (the client went, or is still here). */
+  #endReason: string | null = null;
 
   constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters, rebase = false) {
     this.socket = socket;
@@ -61,6 +63,11 @@ export class Player {
     if (!this.#rebase) return bytes;
     this.#base ??= firstClusterTimestamp(bytes) ?? 0;
     return this.#base === 0 ? bytes : rebased(bytes, this.#base);
+  }
+
+  /** Why the server ended this player (for its on_stop hook); null: it has not (the client went, or is still here). */
+  get endReason(): string | null {
+    return this.#endReason;
   }
 
   /** The response head, the stream header and the Segments from the join point, in one write batch; returns the bytes written (header and Segments). */
@@ -92,6 +99,7 @@ export class Player {
     const lag = this.#lag(now);
     if (lag > this.#policy.slowTimeoutMs) {
       this.#counters.kicked++;
+      this.#endReason = 'too slow';
       socket.destroy();
       return 0;
     }
@@ -119,9 +127,10 @@ export class Player {
    * delivers the rest after the socket closes). Gives up on a reader that
    * takes nothing for slowTimeoutMs.
    */
-  finish(): void {
+  finish(reason = 'stream ended'): void {
     const socket = this.socket;
     if (socket.destroyed) return;
+    this.#endReason ??= reason;
     socket.once('finish', () => socket.destroy());
     socket.end();
     let left = socket.writableLength;
@@ -132,6 +141,7 @@ export class Player {
         left = socket.writableLength;
         progressAt = now;
       } else if (now - progressAt > this.#policy.slowTimeoutMs) {
+        this.#endReason = `${this.#endReason}; too slow to take the rest`;
         socket.destroy();
       }
     }, Math.min(FINISH_CHECK_MS, this.#policy.slowTimeoutMs));

@@ -6,6 +6,7 @@ import { hideBin } from 'yargs/helpers';
 import { LOG_LEVELS, Logger, UsageError, describeError, type InputConfig, type LogLevel } from '@mkvcast/shared';
 import { ConfigError, numberProblem, readConfigFile, type ConfigFile, type NumberRule, type StreamSection } from './configFile.js';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
+import { hooksConfig, jwtConfig, type AccessArgs } from './access.js';
 
 const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
 
@@ -57,6 +58,15 @@ export const OPTIONS = {
     requiresArg: true,
     describe: 'bearer token the Control API (/api/v1/) and /metrics require; default: none needed',
   },
+  'hooks-on-publish': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event before a publisher is let in; anything but 2xx refuses it (403)' },
+  'hooks-on-unpublish': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event when a publisher has gone' },
+  'hooks-on-play': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event before a player is let in; anything but 2xx refuses it (403)' },
+  'hooks-on-stop': { type: 'string', requiresArg: true, describe: 'URL POSTed a JSON event when a player has gone' },
+  'hooks-timeout': { type: 'number', requiresArg: true, default: 3, describe: 'seconds a hook may take to answer; no answer refuses the client' },
+  'jwt-secret': { type: 'string', requiresArg: true, describe: 'players need a token (?token= or Authorization: Bearer) signed HS256 with this secret' },
+  'jwt-key': { type: 'string', requiresArg: true, describe: 'players need a token signed RS256 with the key of this PEM public key file' },
+  'jwt-jwks': { type: 'string', requiresArg: true, describe: 'players need a token signed with a key of this JSON Web Key Set URL' },
+  'jwt-claim': { type: 'string', requiresArg: true, default: 'stream', describe: 'token claim naming its stream: a name, "*", or an array of them' },
 } as const satisfies Record<string, Options>;
 
 /** The range of each numeric option, checked alike on the command line and in the config file. */
@@ -74,6 +84,7 @@ export const NUMBER_RULES: Record<string, NumberRule> = {
   'player-backlog-kb': { min: 0 },
   'max-lag': { min: 0 },
   'slow-timeout': { min: 0 },
+  'hooks-timeout': { min: 0.001, max: 600 },
 };
 
 const require = createRequire(import.meta.url);
@@ -257,7 +268,7 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     host: string;
     start: 'newest' | 'next';
     'log-level': LogLevel;
-  } & Record<keyof typeof NUMBER_RULES, number>;
+  } & Record<keyof typeof NUMBER_RULES, number> & AccessArgs;
   const positionals = args._.map(String);
   const fileStreams = file?.streams.filter((s) => s.input !== undefined) ?? [];
   // No input and nothing piped in (and no stream in the file): a publish-only server.
@@ -293,6 +304,8 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     slowTimeoutMs: o['slow-timeout'] * 1000,
     logLevel: o['log-level'],
     apiToken: o['api-token'] || null,
+    hooks: hooksConfig(o),
+    jwt: await jwtConfig(o),
   };
 }
 

@@ -10,6 +10,8 @@ import type {
   EdgeConfig,
   EdgeStats,
   EdgeToMaster,
+  HooksConfig,
+  JwtConfig,
   EndedMessage,
   HandBackMessage,
   InputConfig,
@@ -58,6 +60,10 @@ export interface MasterOptions {
   logLevel: LogLevel;
   /** The Control API and /metrics need this bearer token; null or absent: open. */
   apiToken?: string | null;
+  /** HTTP hooks on publish, unpublish, play, stop; absent: none. */
+  hooks?: HooksConfig;
+  /** Play and publish tokens; absent: none needed. */
+  jwt?: JwtConfig;
 }
 
 const STATS_INTERVAL_MS = 1000;
@@ -347,6 +353,8 @@ export class Master {
       idleTimeoutMs: o.idleTimeoutMs,
       maxPublished: o.maxPublished,
       logLevel: o.logLevel,
+      ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.jwt ? { jwt: o.jwt } : {}),
     };
   }
 
@@ -401,6 +409,8 @@ export class Master {
       edges: o.edges,
       streams: o.inputs.map((i) => i.name),
       logLevel: o.logLevel,
+      ...(o.hooks ? { hooks: o.hooks } : {}),
+      ...(o.jwt ? { jwt: o.jwt } : {}),
     };
   }
 

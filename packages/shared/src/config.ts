@@ -13,6 +13,35 @@ export interface InputConfig {
   loop: boolean;
 }
 
+/** HTTP hooks (SRS, MediaMTX): URLs that hear of publishers and players; null: that hook is off. */
+export interface HooksConfig {
+  /** Asked before a publisher is let in: anything but a 2xx answer refuses it (403). */
+  onPublish: string | null;
+  /** Told when a publisher has gone. */
+  onUnpublish: string | null;
+  /** Asked before a player is let in: anything but a 2xx answer refuses it (403). */
+  onPlay: string | null;
+  /** Told when a player has gone. */
+  onStop: string | null;
+  /** A hook that does not answer within this long counts as a refusal, ms. */
+  timeoutMs: number;
+}
+
+/** Play and publish tokens (JWT); with none of secret, publicKey, jwks set, no token is needed. */
+export interface JwtConfig {
+  /** HS256 shared secret. */
+  secret: string | null;
+  /** RS256 public key, PEM (SPKI) text: the master reads the --jwt-key file. */
+  publicKey: string | null;
+  /** URL of a JSON Web Key Set. */
+  jwks: string | null;
+  /** The claim naming the stream(s) a token is for. */
+  claim: string;
+}
+
+export const NO_HOOKS: HooksConfig = { onPublish: null, onUnpublish: null, onPlay: null, onStop: null, timeoutMs: 3000 };
+export const NO_JWT: JwtConfig = { secret: null, publicKey: null, jwks: null, claim: 'stream' };
+
 /** What the master hands the source process (as JSON in argv). */
 export interface SourceConfig {
   socketPath: string;
@@ -38,6 +67,10 @@ export interface SourceConfig {
   logLevel: LogLevel;
   /** Streams a previous run of the source left live: they go on from here. */
   restore: StreamCheckpoint[];
+  /** Absent: no hooks. */
+  hooks?: HooksConfig;
+  /** Absent: no tokens. */
+  jwt?: JwtConfig;
 }
 
 /** What the master hands each edge process. */
@@ -68,6 +101,10 @@ export interface EdgeConfig {
   logLevel: LogLevel;
   /** The Control API and /metrics need `Authorization: Bearer <this>`; null: open. */
   apiToken?: string | null;
+  /** Absent: no hooks. */
+  hooks?: HooksConfig;
+  /** Absent: no tokens. */
+  jwt?: JwtConfig;
 }
 
 /**

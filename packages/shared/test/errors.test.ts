@@ -22,19 +22,22 @@ test('every code in the HTTP table is a known code with a reason phrase for its 
   assert.ok(ERROR_CODES.every((c) => /^MKV_ERR_[A-Z_]+$/.test(c)));
 });
 
-test('an error answers with its status from the table, JSON for the API, CORS header always', () => {
+test('an error answers with its status from the table, a JSON body naming its code, CORS header always', () => {
   const err = new HttpError('MKV_ERR_STREAM_NOT_FOUND', "no live stream named 'x'");
-  const json = parse(errorResponse(err, { json: true }));
+  const json = parse(errorResponse(err));
   assert.equal(json.status, 404);
   assert.equal(json.headers.get('content-type'), 'application/json');
   assert.equal(json.headers.get('access-control-allow-origin'), '*');
   assert.deepEqual(JSON.parse(json.body), { error: { code: 'MKV_ERR_STREAM_NOT_FOUND', message: "no live stream named 'x'" } });
 
-  const text = parse(errorResponse(new HttpError('MKV_ERR_UNAVAILABLE', 'later', { 'Retry-After': '2' })));
-  assert.equal(text.status, 503);
-  assert.equal(text.headers.get('retry-after'), '2');
-  assert.equal(text.headers.get('access-control-allow-origin'), '*');
-  assert.equal(text.body, 'later\n');
+  const later = parse(errorResponse(new HttpError('MKV_ERR_UNAVAILABLE', 'later', { 'Retry-After': '2' })));
+  assert.equal(later.status, 503);
+  assert.equal(later.headers.get('retry-after'), '2');
+  assert.equal(later.headers.get('access-control-allow-origin'), '*');
+  assert.deepEqual(JSON.parse(later.body), { error: { code: 'MKV_ERR_UNAVAILABLE', message: 'later' } });
+
+  const head = parse(errorResponse(err, { withBody: false }));
+  assert.equal(head.body, '');
 });
 
 test('errors not meant for clients answer 500 MKV_ERR_INTERNAL without their message; typed ones keep theirs', () => {

@@ -1,11 +1,22 @@
 import type { Socket } from 'node:net';
 import {
+  Hooks,
   HttpError,
+  NO_HOOKS,
+  NO_JWT,
+  RateLimitedLog,
   RequestHeadReader,
   describeError,
-  simpleResponse,
-  errorAnswer,
   errorResponse,
+  hookClient,
+  jwtEnabled,
+  simpleResponse,
+  tokenOf,
+  tokenVerifier,
+  type HookClient,
+  type HooksConfig,
+  type JwtConfig,
+  errorAnswer,
   isInternal,
   MkvcastError,
   type Logger,
@@ -31,6 +42,12 @@ export interface PublishOptions {
   maxStreams: number;
 }
 
+/** Hooks and tokens, read at each use (a reload may change them). */
+export interface PublishAccess {
+  hooks?: HooksConfig;
+  jwt?: JwtConfig;
+}
+
 /** Starts ingesting a newly published stream from its session source. */
 export type StartPublished = (name: string, source: PublishSource) => void;
 
@@ -49,13 +66,25 @@ export class PublishRouter {
   readonly #streams = new Map<string, PublishSource>();
   /** Publishers refused, by reason (the error code's name): read by the metrics. */
   readonly rejected = new Map<string, number>();
+  readonly #access: () => PublishAccess;
+  readonly #hooks: Hooks;
+  readonly #refusals: RateLimitedLog;
 
   /** `reserved`: names of configured inputs, which nobody may publish to. */
-  constructor(options: PublishOptions, reserved: Iterable<string>, start: StartPublished, log: Logger) {
+  constructor(
+    options: PublishOptions,
+    reserved: Iterable<string>,
+    start: StartPublished,
+    log: Logger,
+    access: () => PublishAccess = () => ({}),
+  ) {
     this.#options = options;
     this.#reserved = new Set(reserved);
     this.#start = start;
     this.#log = log;
+    this.#access = access;
+    this.#hooks = new Hooks(log);
+    this.#refusals = new RateLimitedLog(log);
   }
 
   accept(socket: Socket, received: Buffer): void {
@@ -71,7 +100,10 @@ export class PublishRouter {
         clearTimeout(timer);
         socket.off('data', onData);
         socket.pause();
-        this.#publish(socket, parsed.head, parsed.rest);
+        this.#publish(socket, parsed.head, parsed.rest, received.length).catch((err: unknown) => {
+          this.#count(err);
+          this.#answer(socket, err);
+        });
       } catch (err) {
         clearTimeout(timer);
         socket.off('data', onData);
@@ -99,16 +131,31 @@ export class PublishRouter {
     if (!this.#streams.has(name) && !this.#reserved.has(name)) this.#open(name);
   }
 
-  #publish(socket: Socket, head: RequestHead, rest: Buffer): void {
+  /** `early`: bytes an edge read from the connection before it came here. */
+  async #publish(socket: Socket, head: RequestHead, rest: Buffer, early: number): Promise<void> {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
-    this.#authorize(head, name);
-    if (this.#reserved.has(name)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' is fed by this server's own input`);
-    const existing = this.#streams.get(name);
-    if (!existing && this.#streams.size >= this.#options.maxStreams) {
-      throw new HttpError('MKV_ERR_SERVER_FULL', `${this.#options.maxStreams} published streams are live already`, { 'Retry-After': '10' });
+    let client: HookClient | null;
+    try {
+      await this.#authorize(head, name);
+      this.#check(name);
+      client = await this.#askHook(socket, head, name);
+    } catch (err) {
+      if (!socket.destroyed) this.#refusals.info(`publisher ${socket.remoteAddress ?? '?'} refused for '${name}': ${describeError(err)}`);
+      throw err;
     }
-    if (existing?.busy) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
+    const since = Date.now();
+    let reason: string | null = null;
+    // Admitted by on_publish: on_unpublish follows when the connection ends, whatever ends it.
+    if (client) {
+      const tell = (): void => this.#tellUnpublished(client, name, early + socket.bytesRead, Date.now() - since, reason ?? 'publisher closed');
+      if (socket.destroyed) tell();
+      else socket.once('close', tell);
+    }
+    if (socket.destroyed) return;
+    // Again: another publisher may have taken the name while the hook was asked.
+    this.#check(name);
+    const existing = this.#streams.get(name);
 
     const framing = bodyFraming(head);
     if (/100-continue/i.test(head.headers.get('expect') ?? '')) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
@@ -120,6 +167,7 @@ export class PublishRouter {
       label: `publisher ${from}`,
       kind: 'publisher' as const,
       finish: (error?: unknown) => {
+        reason = error ? describeError(error) : 'publisher ended the upload';
         socket.setTimeout(0);
         if (error) this.#answer(socket, sessionError(name, error));
         else socket.end(simpleResponse(200, `stream '${name}' published\n`));
@@ -128,6 +176,31 @@ export class PublishRouter {
     const source = existing ?? this.#open(name);
     if (!source.offer(session)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
     this.#log.info(`stream '${name}': publisher ${from} connected`);
+  }
+
+  /** Refuses a name this server feeds itself, one past --max-published, or one with a publisher. */
+  #check(name: string): void {
+    if (this.#reserved.has(name)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' is fed by this server's own input`);
+    const existing = this.#streams.get(name);
+    if (!existing && this.#streams.size >= this.#options.maxStreams) {
+      throw new HttpError('MKV_ERR_SERVER_FULL', `${this.#options.maxStreams} published streams are live already`, { 'Retry-After': '10' });
+    }
+    if (existing?.busy) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
+  }
+
+  /** Asks on_publish, when configured; the client as the hooks know it, or null when no hook tracks publishers. */
+  async #askHook(socket: Socket, head: RequestHead, name: string): Promise<HookClient | null> {
+    const { onPublish, onUnpublish, timeoutMs } = this.#access().hooks ?? NO_HOOKS;
+    if (onPublish === null && onUnpublish === null) return null;
+    const client = hookClient(socket.remoteAddress, head);
+    if (onPublish === null) return client;
+    await this.#hooks.ask(onPublish, { action: 'on_publish', stream: name, ...client }, timeoutMs);
+    return client;
+  }
+
+  #tellUnpublished(client: HookClient, name: string, bytes: number, durationMs: number, reason: string): void {
+    const { onUnpublish, timeoutMs } = this.#access().hooks ?? NO_HOOKS;
+    if (onUnpublish !== null) this.#hooks.tell(onUnpublish, { action: 'on_unpublish', stream: name, ...client, bytes, durationMs, reason }, timeoutMs);
   }
 
   #open(name: string): PublishSource {
@@ -139,19 +212,31 @@ export class PublishRouter {
     return source;
   }
 
-  /** Basic auth password (any user name, as Icecast's "source") or ?key= (RFC 7617). */
-  #authorize(head: RequestHead, name: string): void {
+  /**
+   * The publish key, as a Basic auth password (any user name, as Icecast's
+   * "source") or ?key= (RFC 7617). With tokens on, a token that allows
+   * publishing (`publish: true`) does too; without a key configured, only a
+   * token does.
+   */
+  async #authorize(head: RequestHead, name: string): Promise<void> {
+    // A key of the stream's own config section wins over the server's.
     const keys = this.#options.keys ?? {};
     const key = Object.hasOwn(keys, name) ? keys[name]! : this.#options.key;
-    if (key === null) return;
-    const auth = head.headers.get('authorization') ?? '';
-    const basic = /^Basic\s+(.+)$/i.exec(auth);
-    const password = basic ? Buffer.from(basic[1]!, 'base64').toString('utf8').split(':').slice(1).join(':') : undefined;
-    const given = password ?? head.query.get('key') ?? undefined;
-    if (given === undefined) {
-      throw new HttpError('MKV_ERR_UNAUTHORIZED', 'publishing needs a key', { 'WWW-Authenticate': 'Basic realm="mkvcast"' });
+    const jwt = this.#access().jwt ?? NO_JWT;
+    const given = givenKey(head);
+    if (!jwtEnabled(jwt)) {
+      if (key === null) return;
+      if (given === undefined) {
+        throw new HttpError('MKV_ERR_UNAUTHORIZED', 'publishing needs a key', { 'WWW-Authenticate': 'Basic realm="mkvcast"' });
+      }
+      if (given !== key) throw new HttpError('MKV_ERR_FORBIDDEN', 'wrong publishing key');
+      return;
     }
-    if (given !== key) throw new HttpError('MKV_ERR_FORBIDDEN', 'wrong publishing key');
+    if (key !== null && given !== undefined) {
+      if (given !== key) throw new HttpError('MKV_ERR_FORBIDDEN', 'wrong publishing key');
+      return;
+    }
+    await tokenVerifier(jwt).verify(tokenOf(head), name, 'publish');
   }
 
   #count(err: unknown): void {
@@ -188,4 +273,11 @@ function bodyFraming(head: RequestHead): { chunked: true } | { length: number } 
     return { length: Number(length) };
   }
   return { close: true };
+}
+
+/** The key a publisher gave: the Basic auth password, or ?key=; undefined: none. */
+function givenKey(head: RequestHead): string | undefined {
+  const basic = /^Basic\s+(.+)$/i.exec(head.headers.get('authorization') ?? '');
+  const password = basic ? Buffer.from(basic[1]!, 'base64').toString('utf8').split(':').slice(1).join(':') : undefined;
+  return password ?? head.query.get('key') ?? undefined;
 }

@@ -56,6 +56,7 @@ export class Source {
       config.inputs.map((i) => i.name),
       (name, source) => this.#run(name, this.#ingest(name, false, true), source, false),
       log,
+      () => this.#config,
     );
     // Publishers cut off by the last run's end get --grace to come back; their players stay.
     for (const checkpoint of config.restore) {

@@ -31,6 +31,15 @@ export const HTTP_STATUS = {
   MKV_ERR_BUSY: 503,
   MKV_ERR_TIMEOUT: 504,
   MKV_ERR_VERSION_NOT_SUPPORTED: 505,
+  // Hooks and tokens (see docs/operations.md, "Hooks and authentication").
+  MKV_ERR_HOOK_REFUSED: 403,
+  MKV_ERR_HOOK_FAILED: 403,
+  MKV_ERR_HOOKS_BUSY: 503,
+  MKV_ERR_TOKEN_MISSING: 401,
+  MKV_ERR_TOKEN_INVALID: 401,
+  MKV_ERR_TOKEN_EXPIRED: 401,
+  MKV_ERR_TOKEN_FORBIDDEN: 403,
+  MKV_ERR_AUTH_UNAVAILABLE: 503,
 } as const satisfies Partial<Record<ErrorCode, number>>;
 
 export type HttpErrorCode = keyof typeof HTTP_STATUS;
@@ -84,13 +93,12 @@ export function isInternal(answer: ErrorAnswer): boolean {
 }
 
 /**
- * The complete response for an error: a line of text for players and
- * publishers, or `{ "error": { "code", "message" } }` for the Control API.
- * Built by simpleResponse, so it carries the same CORS header as every answer.
+ * The complete response for an error, to players, publishers and the Control
+ * API alike: `{ "error": { "code", "message" } }`. Built by simpleResponse, so
+ * it carries the same CORS header as every answer.
  */
-export function errorResponse(err: unknown, options: { json?: boolean; withBody?: boolean } = {}): Buffer {
+export function errorResponse(err: unknown, options: { withBody?: boolean } = {}): Buffer {
   const answer = errorAnswer(err);
-  const body = options.json ? JSON.stringify({ error: { code: answer.code, message: answer.message } }) + '\n' : answer.message + '\n';
-  const type = options.json ? 'application/json' : undefined;
-  return simpleResponse(answer.status, body, type, answer.headers, options.withBody ?? true);
+  const body = JSON.stringify({ error: { code: answer.code, message: answer.message } }) + '\n';
+  return simpleResponse(answer.status, body, 'application/json', answer.headers, options.withBody ?? true);
 }

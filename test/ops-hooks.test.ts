@@ -443,7 +443,7 @@ describe('hook and token options are checked at start', () => {
     await writeFile(notKey, 'hello\n');
     const cases: [string[], RegExp][] = [
       [['--hooks-on-play', 'ftp://example/'], /--hooks-on-play must be an http:\/\/ or https:\/\/ URL/],
-      [['--hooks-timeout', '0'], /--hooks-timeout must be a number of seconds above 0/],
+      [['--hooks-timeout', '0'], /--hooks-timeout must be a number from 0.001 to 600, not 0/],
       [['--jwt-key', path.join(dir, 'missing.pem')], /cannot read --jwt-key .*missing\.pem/],
       [['--jwt-key', notKey], /is not a PEM RSA public key/],
       [['--jwt-jwks', 'not a url'], /--jwt-jwks must be an http:\/\/ or https:\/\/ URL/],

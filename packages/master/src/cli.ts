@@ -2,7 +2,7 @@ import { accessSync, constants, fstatSync, statSync } from 'node:fs';
 import { basename, delimiter, extname, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { LOG_LEVELS, Logger, UsageError, describeError, type InputConfig, type LogLevel } from '@mkvcast/shared';
+import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
 
 const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
@@ -52,6 +52,10 @@ function parser(argv: string[]) {
       'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },
       'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may stay behind before it is disconnected' },
       'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
+      'log-format': {
+        choices: LOG_FORMATS,
+        describe: 'log lines as JSON (one object a line) or pretty (for people); default: pretty on a terminal, JSON otherwise',
+      },
     })
     .strictOptions()
     .version(false)
@@ -191,6 +195,7 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     maxLagMs: positive(args['max-lag'], 'max-lag') * 1000,
     slowTimeoutMs: positive(args['slow-timeout'], 'slow-timeout') * 1000,
     logLevel: args['log-level'],
+    logFormat: (args['log-format'] as LogFormat | undefined) ?? defaultLogFormat(),
   };
 }
 
@@ -206,7 +211,7 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
     process.stderr.write(`mkvcast: ${describeError(err)}\n`);
     return 2;
   }
-  const log = new Logger('master', options.logLevel);
+  const log = new Logger('master', { level: options.logLevel, format: options.logFormat });
   let master: Master;
   try {
     master = new Master(options, log);

@@ -14,6 +14,7 @@ import type {
   HandBackMessage,
   InputConfig,
   Logger,
+  LogFormat,
   LogLevel,
   MasterToEdge,
   MasterToSource,
@@ -47,6 +48,7 @@ export interface MasterOptions {
   maxLagMs: number;
   slowTimeoutMs: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 const STATS_INTERVAL_MS = 1000;
@@ -189,6 +191,7 @@ export class Master {
       idleTimeoutMs: o.idleTimeoutMs,
       maxPublished: o.maxPublished,
       logLevel: o.logLevel,
+      logFormat: o.logFormat,
     };
     const child: SourceChild = new Child({
       name: 'source',
@@ -236,6 +239,7 @@ export class Master {
       edges: o.edges,
       streams: o.inputs.map((i) => i.name),
       logLevel: o.logLevel,
+      logFormat: o.logFormat,
     };
     const slot: EdgeSlot = {
       child: new Child({

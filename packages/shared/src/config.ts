@@ -1,4 +1,4 @@
-import type { LogLevel } from './log.js';
+import type { LogFormat, LogLevel } from './log.js';
 import type { StreamCheckpoint } from './protocol/control.js';
 
 /** One input of the source: where bytes come from and under which name they are served. */
@@ -34,6 +34,8 @@ export interface SourceConfig {
   /** An ffmpeg to remux inputs in other containers (MPEG-TS, FLV, MP4); null: refuse them. */
   ffmpeg: string | null;
   logLevel: LogLevel;
+  /** Default: pretty on a terminal, JSON otherwise. */
+  logFormat?: LogFormat;
   /** Streams a previous run of the source left live: they go on from here. */
   restore: StreamCheckpoint[];
 }
@@ -64,6 +66,8 @@ export interface EdgeConfig {
   /** The single stream served at `GET /` to media players, when there is one input. */
   defaultStream: string | null;
   logLevel: LogLevel;
+  /** Default: pretty on a terminal, JSON otherwise. */
+  logFormat?: LogFormat;
 }
 
 /**

@@ -16,3 +16,4 @@ export * from './http/request.js';
 export * from './http/responses.js';
 export * from './http/handoff.js';
 export * from './startup.js';
+export * from './refusals.js';

@@ -11,13 +11,14 @@ import {
   type EdgeStats,
   type HeaderMessage,
   type Logger,
+  RefusalLog,
   type ServerStats,
   type SourceMessage,
 } from '@mkvcast/shared';
 
 
 import { LiveStream, type StartMode } from './liveStream.js';
-import { Player, type PlayerCounters } from './player.js';
+import { Player, type AccessRecord, type PlayerClient, type PlayerCounters } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
 import { statusPage } from './statusPage.js';
@@ -66,6 +67,7 @@ interface Waiting {
   timer: NodeJS.Timeout;
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
+  client: PlayerClient;
 }
 
 /** A player may wait this long for a configured stream to start. */
@@ -107,6 +109,7 @@ export class Edge {
   /** Ended streams whose players are still taking the last bytes. */
   readonly #ending = new Set<LiveStream>();
   readonly #sendBuffer: SendBufferCap;
+  readonly #refusals: RefusalLog;
   /** Leveling hand-backs not yet sent (see MAX_LEVELING). */
   #leveling = 0;
 
@@ -115,6 +118,7 @@ export class Edge {
     this.#log = log;
     this.#events = events;
     this.#sendBuffer = new SendBufferCap(PLAYER_SEND_BUFFER, log);
+    this.#refusals = new RefusalLog(log);
     this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
     this.#link.on('message', (message) => this.#onSourceMessage(message));
     this.connected = new Promise((resolve) => this.#link.once('connected', resolve));
@@ -174,7 +178,7 @@ export class Edge {
       } catch (err) {
         socket.off('data', onData);
         clearTimeout(timer);
-        this.#fail(socket, err, 'GET');
+        this.#fail(socket, err);
         return;
       }
       if (!parsed) return;
@@ -188,9 +192,16 @@ export class Edge {
     socket.resume();
   }
 
-  /** Ends every player and the source link. */
+  /** Ends every player and the source link; their access lines are written before the process exits. */
   close(): void {
     this.#link.close();
+    for (const stream of [...this.#streams.values(), ...this.#ending]) {
+      for (const player of stream.players) {
+        player.end('server shutdown');
+        this.#access(player.report());
+      }
+    }
+    this.#refusals.flush();
     for (const socket of this.#sockets) socket.destroy();
   }
 
@@ -218,7 +229,7 @@ export class Edge {
           return this.#play(request, route.stream);
       }
     } catch (err) {
-      this.#fail(socket, err, head.method);
+      this.#fail(socket, err, head);
     }
   }
 
@@ -289,8 +300,14 @@ export class Edge {
       throw new HttpError('MKV_ERR_SERVER_FULL', 'all player slots are in use', { 'Retry-After': '5' });
     }
     const start = this.#startMode(head);
-    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD');
-    else this.#join(socket, stream, start);
+    const client: PlayerClient = {
+      ip: socket.remoteAddress ?? '?',
+      stream: typeof stream === 'string' ? stream : stream.name,
+      path: head.path,
+      userAgent: head.headers.get('user-agent') ?? '',
+    };
+    if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', client);
+    else this.#join(socket, stream, start, client);
   }
 
   /** `?start=newest|next`, or the server's --start. */
@@ -301,17 +318,19 @@ export class Edge {
     throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
   }
 
-  #join(socket: Socket, stream: LiveStream, start: StartMode): void {
+  #join(socket: Socket, stream: LiveStream, start: StartMode, client: PlayerClient): void {
     const player = new Player(
       socket,
       { backlogBytes: this.#config.playerBacklogBytes, maxLagMs: this.#config.maxLagMs, slowTimeoutMs: this.#config.slowTimeoutMs },
       this.#counters,
+      client,
     );
     this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();
     socket.once('close', () => {
       this.#players--;
+      this.#access(player.report());
       stream.leave(player);
       if (stream.ended && stream.players.size === 0) this.#ending.delete(stream);
       this.#reportIfDone(stream.name);
@@ -320,16 +339,19 @@ export class Edge {
   }
 
   /** Holds a player (in a slot) until its configured stream starts, or for START_WAIT_MS. */
-  #wait(socket: Socket, name: string, head: boolean): void {
+  #wait(socket: Socket, name: string, head: boolean, client: PlayerClient): void {
     let waiting = this.#waiting.get(name);
     if (!waiting) this.#waiting.set(name, (waiting = new Set()));
     const entry: Waiting = {
       socket,
       head,
+      client,
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
-        this.#send(socket, 503, `stream '${name}' has not started yet\n`, undefined, { 'Retry-After': '2' });
+        const text = `stream '${name}' has not started yet`;
+        this.#refusals.refuse('MKV_ERR_STREAM_NOT_STARTED', `refused ${client.ip} ${client.path}: 503 ${text}`, { ...client, status: 503 });
+        this.#send(socket, 503, `${text}\n`, undefined, { 'Retry-After': '2' });
       }, START_WAIT_MS),
     };
     this.#players++;
@@ -353,7 +375,7 @@ export class Edge {
       this.#players--;
       if (entry.head) entry.socket.end(stream.responseHead);
       // The stream has just started: every player waits for its first keyframe.
-      else this.#join(entry.socket, stream, 'next');
+      else this.#join(entry.socket, stream, 'next', entry.client);
     }
   }
 
@@ -366,9 +388,14 @@ export class Edge {
     return this.#serverStats ?? { edge: this.stats() };
   }
 
-  #fail(socket: Socket, err: unknown, method: string): void {
+  /** Answers a refused request (`head`: none when the request could not be read). */
+  #fail(socket: Socket, err: unknown, head?: RequestHead): void {
     if (err instanceof HttpError) {
-      this.#send(socket, err.status, err.message + '\n', undefined, err.headers, method !== 'HEAD');
+      const ip = socket.remoteAddress ?? '?';
+      const what = head ? `${head.method} ${head.path}` : 'a bad request';
+      const fields = { ip, ...(head ? { method: head.method, path: head.path, userAgent: head.headers.get('user-agent') ?? '' } : {}), status: err.status };
+      this.#refusals.refuse(err.code, `refused ${what} from ${ip}: ${err.status} ${err.message}`, fields);
+      this.#send(socket, err.status, err.message + '\n', undefined, err.headers, head?.method !== 'HEAD');
       return;
     }
     this.#log.error(`request failed: ${describeError(err)}`);
@@ -416,7 +443,7 @@ export class Edge {
     }
     const stale = stream.replaceHeader(header);
     if (stale.length > 0) this.#log.info(`stream '${header.stream}' changed codecs; restarting ${stale.length} player(s)`);
-    for (const player of stale) player.finish();
+    for (const player of stale) player.finish('codecs changed');
   }
 
   #endStream(name: string, error?: string): void {
@@ -430,6 +457,13 @@ export class Edge {
     if (stream.players.size > 0) this.#ending.add(stream);
     for (const player of stream.players) player.finish();
     this.#reportIfDone(name);
+  }
+
+  /** One line per player session, when it ends. */
+  #access(record: AccessRecord | null): void {
+    if (!record) return;
+    const seconds = (record.durationMs / 1000).toFixed(1);
+    this.#log.info(`player ${record.ip} left '${record.stream}' after ${seconds} s, ${record.bytes} bytes: ${record.reason}`, record);
   }
 
   /** The master waits for these streams to be over here (end of input). */

@@ -22,6 +22,27 @@ export interface PlayerCounters {
 /** A live Segment as the edge holds it: a ring entry with the time the source had it. */
 export type LiveEntry = RingEntry & { sentAt?: number };
 
+/** Why a player's session ended, as its access line says. */
+export type EndReason = 'client closed' | 'kicked as slow' | 'stream ended' | 'codecs changed' | 'server shutdown';
+
+/** Who a player is, for its access line. */
+export interface PlayerClient {
+  ip: string;
+  stream: string;
+  path: string;
+  userAgent: string;
+}
+
+/** A player's session once it ended: one access line. */
+export interface AccessRecord extends PlayerClient {
+  /** Body bytes the kernel took (the stream header and Segments; not the response head). */
+  bytes: number;
+  durationMs: number;
+  reason: EndReason;
+}
+
+const UNKNOWN_CLIENT: PlayerClient = { ip: '?', stream: '?', path: '?', userAgent: '' };
+
 /** How often a finishing player's progress is checked, ms. */
 const FINISH_CHECK_MS = 500;
 
@@ -42,11 +63,46 @@ export class Player {
   #behindSince = 0;
   /** Skipping in this lag episode (counted once). */
   #skipping = false;
+  readonly #client: PlayerClient;
+  readonly #startedAt = Date.now();
+  /** Bytes of the HTTP response head, which the access line leaves out. */
+  #headBytes = 0;
+  /** Bytes written (some may still wait in the socket's buffer). */
+  #written = 0;
+  /** Set by the first cause that ends the session; none: the client went away. */
+  #reason: EndReason | undefined;
+  #reported = false;
 
-  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters) {
+  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters, client: PlayerClient = UNKNOWN_CLIENT) {
     this.socket = socket;
     this.#policy = policy;
     this.#counters = counters;
+    this.#client = client;
+  }
+
+  /** Ends the session now (the connection is destroyed). */
+  end(reason: EndReason): void {
+    this.#reason ??= reason;
+    this.socket.destroy();
+  }
+
+  /**
+   * The session's access record, once (null after that): when its socket has
+   * closed, or before the process exits. Bytes are those the kernel took:
+   * Node counts a write as sent once handed to the kernel, so the figure is
+   * what the client got, give or take the last write.
+   */
+  report(): AccessRecord | null {
+    if (this.#reported) return null;
+    this.#reported = true;
+    const socket = this.socket;
+    const sent = typeof socket.bytesWritten === 'number' ? socket.bytesWritten - socket.writableLength : this.#written;
+    return {
+      ...this.#client,
+      bytes: Math.max(0, sent - this.#headBytes),
+      durationMs: Date.now() - this.#startedAt,
+      reason: this.#reason ?? 'client closed',
+    };
   }
 
   /** The response head, the stream header and the Segments from the join point, in one write batch. */
@@ -61,6 +117,8 @@ export class Player {
       bytes += entry.bytes.length;
     }
     socket.uncork();
+    this.#headBytes = responseHead.length;
+    this.#written += responseHead.length + bytes;
     this.#counters.bytesOut += bytes;
     if (entries.length === 0) this.#waitingForKeyframe = true;
   }
@@ -76,7 +134,7 @@ export class Player {
     const lag = this.#lag(now);
     if (lag > this.#policy.slowTimeoutMs) {
       this.#counters.kicked++;
-      socket.destroy();
+      this.end('kicked as slow');
       return;
     }
     if (lag > this.#policy.maxLagMs || socket.writableLength > this.#policy.backlogBytes) {
@@ -91,6 +149,7 @@ export class Player {
       this.#waitingForKeyframe = false;
     }
     socket.write(bytes);
+    this.#written += bytes.length;
     this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
     if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);
@@ -101,9 +160,10 @@ export class Player {
    * delivers the rest after the socket closes). Gives up on a reader that
    * takes nothing for slowTimeoutMs.
    */
-  finish(): void {
+  finish(reason: EndReason = 'stream ended'): void {
     const socket = this.socket;
     if (socket.destroyed) return;
+    this.#reason ??= reason;
     socket.once('finish', () => socket.destroy());
     socket.end();
     let left = socket.writableLength;

@@ -1,9 +1,11 @@
 import { accessSync, constants, fstatSync, statSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { basename, delimiter, extname, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared';
+import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, stderrSink, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
+import { StatusLine } from './statusLine.js';
 
 const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
 
@@ -203,6 +205,27 @@ function urlHost(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
 }
 
+/** Addresses to show beside localhost for a wildcard listener: this machine's, at most this many. */
+const MAX_SHOWN_ADDRESSES = 4;
+
+/**
+ * URLs a person can open: a wildcard address (0.0.0.0, ::) is no place to
+ * connect to, so localhost first, then the machine's own addresses.
+ */
+export function openableUrls(address: string, port: number): string[] {
+  if (address !== '0.0.0.0' && address !== '::') return [`http://${urlHost(address)}:${port}/`];
+  const others: string[] = [];
+  for (const nets of Object.values(networkInterfaces())) {
+    for (const net of nets ?? []) {
+      if (net.internal || (address === '0.0.0.0' && net.family !== 'IPv4')) continue;
+      // Link-local IPv6 needs a zone to be opened: leave it out.
+      if (net.family === 'IPv6' && net.address.startsWith('fe80:')) continue;
+      others.push(`http://${urlHost(net.address)}:${port}/`);
+    }
+  }
+  return [`http://localhost:${port}/`, ...others.slice(0, MAX_SHOWN_ADDRESSES)];
+}
+
 export async function main(argv = hideBin(process.argv)): Promise<number> {
   let options: MasterOptions;
   try {
@@ -219,9 +242,15 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
     log.error(`cannot start: ${describeError(err)}`);
     return 1;
   }
+  // On a terminal only: never in a service's log or a test's pipe.
+  const status = stderrSink.tty ? new StatusLine(() => master.stats(), (text) => stderrSink.setStatus(text)) : null;
+  void master.exited.then(() => status?.stop());
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(130);
+    if (++signals > 1) {
+      status?.stop();
+      process.exit(130);
+    }
     log.info(`${signal}: shutting down`);
     void master.close(0);
   };
@@ -229,10 +258,16 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     const address = await master.start();
-    const base = `http://${urlHost(address.address)}:${address.port}/`;
-    const streams = options.inputs.map((i) => `${base}live/${i.name}`).join(' ');
-    const what = streams ? `stream: ${streams}` : `publish with PUT or POST to ${base}live/<name>`;
-    log.info(`listening on ${base} with ${options.edges} edge(s) × ${options.clientsPerEdge} players; ${what}`);
+    const [base, ...others] = openableUrls(address.address, address.port) as [string, ...string[]];
+    const also = others.length > 0 ? ` (also ${others.join(' ')})` : '';
+    const streams = options.inputs.map((i) => `${base}live/${i.name}`);
+    const what = streams.length > 0 ? `stream: ${streams.join(' ')}` : `publish with PUT or POST to ${base}live/<name>`;
+    log.info(`listening on ${base}${also} with ${options.edges} edge(s) × ${options.clientsPerEdge} players; ${what}`, {
+      url: base,
+      urls: [base, ...others],
+      streams,
+    });
+    status?.start();
   } catch (err) {
     log.error(`cannot start: ${describeError(err)}`);
     await master.close(1);

@@ -5,6 +5,7 @@ import {
   describeError,
   simpleResponse,
   type Logger,
+  RefusalLog,
   type RequestHead,
 } from '@mkvcast/shared';
 import { bodyStream } from './inputs/chunked.js';
@@ -40,6 +41,9 @@ export class PublishRouter {
   readonly #start: StartPublished;
   readonly #log: Logger;
   readonly #streams = new Map<string, PublishSource>();
+  readonly #refusals: RefusalLog;
+  /** close() was called: sessions that end now end with the server. */
+  #closing = false;
 
   /** `reserved`: names of configured inputs, which nobody may publish to. */
   constructor(options: PublishOptions, reserved: Iterable<string>, start: StartPublished, log: Logger) {
@@ -47,6 +51,7 @@ export class PublishRouter {
     this.#reserved = new Set(reserved);
     this.#start = start;
     this.#log = log;
+    this.#refusals = new RefusalLog(log);
   }
 
   accept(socket: Socket, received: Buffer): void {
@@ -55,18 +60,20 @@ export class PublishRouter {
     socket.on('error', () => undefined);
     const reader = new RequestHeadReader();
     const timer = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS);
+    let head: RequestHead | undefined;
     const onData = (chunk: Buffer): void => {
       try {
         const parsed = reader.push(chunk);
         if (!parsed) return;
+        head = parsed.head;
         clearTimeout(timer);
         socket.off('data', onData);
         socket.pause();
-        this.#publish(socket, parsed.head, parsed.rest);
+        this.#publish(socket, parsed.head, parsed.rest, received.length);
       } catch (err) {
         clearTimeout(timer);
         socket.off('data', onData);
-        this.#answer(socket, err);
+        this.#refuse(socket, err, head);
       }
     };
     socket.on('data', onData);
@@ -75,7 +82,9 @@ export class PublishRouter {
   }
 
   close(): void {
+    this.#closing = true;
     for (const source of this.#streams.values()) source.close();
+    this.#refusals.flush();
   }
 
   /** A stream whose publisher the last source run lost: it waits --grace for one. */
@@ -83,7 +92,8 @@ export class PublishRouter {
     if (!this.#streams.has(name) && !this.#reserved.has(name)) this.#open(name);
   }
 
-  #publish(socket: Socket, head: RequestHead, rest: Buffer): void {
+  /** `before`: bytes of the connection read by the edge and the master. */
+  #publish(socket: Socket, head: RequestHead, rest: Buffer, before: number): void {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
     this.#authorize(head);
@@ -99,18 +109,30 @@ export class PublishRouter {
     const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const stream = bodyStream(socket, rest, framing);
     socket.setTimeout(this.#options.idleTimeoutMs, () => stream.destroy(new Error(`publisher silent for ${this.#options.idleTimeoutMs} ms`)));
+    const client = { ip: socket.remoteAddress ?? '?', stream: name, method: head.method, userAgent: head.headers.get('user-agent') ?? '' };
+    const startedAt = Date.now();
     const session = {
       stream,
       label: `publisher ${from}`,
       finish: (error?: unknown) => {
         socket.setTimeout(0);
+        // Every byte of the connection, its request head included: what the publisher sent.
+        const bytes = before + socket.bytesRead;
+        const reason = this.#closing ? 'server shutdown' : error ? describeError(error) : 'publisher finished';
+        const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+        this.#log.info(`stream '${name}': publisher ${from} left after ${seconds} s, ${bytes} bytes: ${reason}`, {
+          ...client,
+          bytes,
+          durationMs: Date.now() - startedAt,
+          reason,
+        });
         if (error) this.#answer(socket, new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`));
         else socket.end(simpleResponse(200, `stream '${name}' published\n`));
       },
     };
     const source = existing ?? this.#open(name);
     if (!source.offer(session)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
-    this.#log.info(`stream '${name}': publisher ${from} connected`);
+    this.#log.info(`stream '${name}': publisher ${from} connected`, client);
   }
 
   #open(name: string): PublishSource {
@@ -134,6 +156,17 @@ export class PublishRouter {
       throw new HttpError('MKV_ERR_UNAUTHORIZED', 'publishing needs a key', { 'WWW-Authenticate': 'Basic realm="mkvcast"' });
     }
     if (given !== key) throw new HttpError('MKV_ERR_FORBIDDEN', 'wrong publishing key');
+  }
+
+  /** A publisher turned away (rate-limited line); `head`: its request, when it could be read. */
+  #refuse(socket: Socket, err: unknown, head: RequestHead | undefined): void {
+    if (err instanceof HttpError) {
+      const ip = socket.remoteAddress ?? '?';
+      const what = head ? `${head.method} ${head.path}` : 'a bad request';
+      const fields = { ip, ...(head ? { method: head.method, path: head.path, userAgent: head.headers.get('user-agent') ?? '' } : {}), status: err.status };
+      this.#refusals.refuse(err.code, `refused publisher ${ip} ${what}: ${err.status} ${err.message}`, fields);
+    }
+    this.#answer(socket, err);
   }
 
   #answer(socket: Socket, err: unknown): void {

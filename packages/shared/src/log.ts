@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { pino, stdTimeFunctions, type Logger as Pino } from 'pino';
+import type { Logger as Pino, DestinationStream } from 'pino';
 
 /**
  * Structured logs, one line per event on stderr, written by each process
@@ -81,27 +81,23 @@ export interface LoggerOptions {
   sink?: LogSink;
 }
 
+const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
 export class Logger {
-  readonly #pino: Pino;
   readonly #process: string;
+  readonly #level: LogLevel;
+  readonly #format: LogFormat;
+  readonly #sink: LogSink;
+  /** Made at the first line written (see #logger). */
+  #pino: Pino | undefined;
 
   /** `processName`: `master`, `source`, `edge-1`. */
   constructor(processName: string, levelOrOptions: LogLevel | LoggerOptions = 'info') {
     const options = typeof levelOrOptions === 'string' ? { level: levelOrOptions } : levelOrOptions;
-    const sink = options.sink ?? stderrSink;
-    const format = options.format ?? defaultLogFormat();
-    const colorize = sink === stderrSink && stderrSink.tty && !process.env.NO_COLOR;
     this.#process = processName;
-    this.#pino = pino(
-      {
-        level: options.level ?? 'info',
-        base: { process: processName, pid: process.pid },
-        timestamp: stdTimeFunctions.isoTime,
-        // Level names, not numbers: `"level":"warn"` reads and greps as it says.
-        formatters: { level: (label) => ({ level: label }) },
-      },
-      format === 'pretty' ? prettySink(sink, colorize) : sink,
-    );
+    this.#level = options.level ?? 'info';
+    this.#format = options.format ?? defaultLogFormat();
+    this.#sink = options.sink ?? stderrSink;
   }
 
   get processName(): string {
@@ -109,22 +105,48 @@ export class Logger {
   }
 
   error(text: string, fields?: object): void {
-    if (fields) this.#pino.error(fields, text);
-    else this.#pino.error(text);
+    this.#write('error', text, fields);
   }
 
   warn(text: string, fields?: object): void {
-    if (fields) this.#pino.warn(fields, text);
-    else this.#pino.warn(text);
+    this.#write('warn', text, fields);
   }
 
   info(text: string, fields?: object): void {
-    if (fields) this.#pino.info(fields, text);
-    else this.#pino.info(text);
+    this.#write('info', text, fields);
   }
 
   debug(text: string, fields?: object): void {
-    if (fields) this.#pino.debug(fields, text);
-    else this.#pino.debug(text);
+    this.#write('debug', text, fields);
+  }
+
+  #write(level: LogLevel, text: string, fields: object | undefined): void {
+    if (RANK[level] > RANK[this.#level]) return;
+    const logger = this.#logger();
+    if (fields) logger[level](fields, text);
+    else logger[level](text);
+  }
+
+  /**
+   * pino, loaded when the process first writes a line: loading it costs a
+   * process about 1.9 MB, which an idle edge or source that has said nothing
+   * yet does not pay (idle PSS of master, source and 2 edges: docs/operations.md).
+   */
+  #logger(): Pino {
+    if (this.#pino) return this.#pino;
+    const { pino, stdTimeFunctions } = require('pino') as typeof import('pino');
+    const colorize = this.#sink === stderrSink && stderrSink.tty && !process.env.NO_COLOR;
+    const destination: DestinationStream = this.#format === 'pretty' ? prettySink(this.#sink, colorize) : this.#sink;
+    this.#pino = pino(
+      {
+        level: this.#level,
+        base: { process: this.#process, pid: process.pid },
+        timestamp: stdTimeFunctions.isoTime,
+        // Level names, not numbers: `"level":"warn"` reads and greps as it says.
+        formatters: { level: (label) => ({ level: label }) },
+      },
+      destination,
+    );
+    return this.#pino;
   }
 }

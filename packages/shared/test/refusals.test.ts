@@ -44,7 +44,7 @@ function collected(): { log: Logger; lines: Line[]; events: EventEmitter } {
 
 test('a flood of one reason logs the first few, then one summary with the count', async () => {
   const { log, lines, events } = collected();
-  const refusals = new RefusalLog(log, { limit: 3, windowMs: 200 });
+  const refusals = new RefusalLog(log, { limit: 3, windowMs: 2000 });
   const summary = new Promise<Line>((resolve) => events.on('line', (l: Line) => l.suppressed !== undefined && resolve(l)));
   for (let i = 0; i < 500; i++) refusals.refuse('MKV_ERR_STREAM_NOT_FOUND', `404 for /live/nope${i}`, { ip: '127.0.0.1' });
   assert.equal(lines.length, 3, 'only the first three before the window ends');

@@ -166,6 +166,41 @@ describe('logs', () => {
     });
   });
 
+  it('a server that stops says how every open session ended: "server shutdown", for its player and its publisher', { timeout: 60_000 }, async () => {
+    let master: RunningMaster | undefined;
+    try {
+      master = await startMaster(['--edges', '1', '--log-format', 'json']);
+      const m = master;
+      // The upload stays open: the stream is live when the server stops.
+      const upload = chunkedUpload(m.url('/live/open'), clip, { seconds: 2, method: 'PUT', headers: { 'User-Agent': 'ops-open-publisher/1' }, holdEnd: new Promise(() => {}) });
+      await waitForPublished(m, 'open', upload);
+      let received = 0;
+      const playing = new Promise<void>((resolve, reject) => {
+        http.get(m.url('/live/open'), { agent: false, headers: { 'User-Agent': 'ops-open-player/1' } }, (res) => {
+          res.on('data', (c: Buffer) => {
+            received += c.length;
+            resolve();
+          });
+          res.on('error', () => undefined);
+        }).once('error', reject);
+      });
+      await playing;
+      const { code } = await exitWithin({ ...m, exited: m.stop() }, 15_000);
+      assert.equal(code, 0, m.stderr());
+      const lines = parseLines(m.stderr());
+      const player = lines.filter((l) => l.userAgent === 'ops-open-player/1');
+      assert.equal(player.length, 1, JSON.stringify(player));
+      assert.equal(player[0]!.reason, 'server shutdown');
+      assert.ok((player[0]!.bytes as number) >= received, `logged ${player[0]!.bytes}, received ${received}`);
+      const publisher = lines.filter((l) => l.userAgent === 'ops-open-publisher/1' && l.reason !== undefined);
+      assert.equal(publisher.length, 1, JSON.stringify(publisher));
+      assert.equal(publisher[0]!.reason, 'server shutdown');
+      assert.ok((publisher[0]!.bytes as number) > 0);
+    } finally {
+      await stopQuietly(master);
+    }
+  });
+
   it('the startup line of a server on every address names a URL that opens, not 0.0.0.0; 500 404s log a few lines and a count', { timeout: 60_000 }, async () => {
     const REFUSED = 500;
     const proc = spawn(process.execPath, [MASTER_BIN, '--edges', '2', '--port', '0', '--host', '0.0.0.0'], { stdio: ['ignore', 'ignore', 'pipe'] });

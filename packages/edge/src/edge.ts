@@ -68,6 +68,7 @@ interface Waiting {
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
   client: PlayerClient;
+  since: number;
 }
 
 /** A player may wait this long for a configured stream to start. */
@@ -346,6 +347,7 @@ export class Edge {
       socket,
       head,
       client,
+      since: Date.now(),
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
@@ -360,6 +362,8 @@ export class Edge {
       if (waiting.delete(entry)) {
         clearTimeout(entry.timer);
         this.#players--;
+        // A player that gave up before its stream started: a session with no bytes.
+        if (!head) this.#access({ ...client, bytes: 0, durationMs: Date.now() - entry.since, reason: 'client closed' });
       }
     });
   }

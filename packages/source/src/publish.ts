@@ -44,6 +44,8 @@ export class PublishRouter {
   readonly #refusals: RefusalLog;
   /** close() was called: sessions that end now end with the server. */
   #closing = false;
+  /** The end line of each live publish session (said at close() if the session has not ended by then). */
+  readonly #live = new Set<(reason: string) => void>();
 
   /** `reserved`: names of configured inputs, which nobody may publish to. */
   constructor(options: PublishOptions, reserved: Iterable<string>, start: StartPublished, log: Logger) {
@@ -83,6 +85,8 @@ export class PublishRouter {
 
   close(): void {
     this.#closing = true;
+    // The process exits before the ingests wind down: say how each session ended now.
+    for (const end of [...this.#live]) end('server shutdown');
     for (const source of this.#streams.values()) source.close();
     this.#refusals.flush();
   }
@@ -111,27 +115,31 @@ export class PublishRouter {
     socket.setTimeout(this.#options.idleTimeoutMs, () => stream.destroy(new Error(`publisher silent for ${this.#options.idleTimeoutMs} ms`)));
     const client = { ip: socket.remoteAddress ?? '?', stream: name, method: head.method, userAgent: head.headers.get('user-agent') ?? '' };
     const startedAt = Date.now();
+    const logEnd = (reason: string): void => {
+      if (!this.#live.delete(logEnd)) return;
+      // Every byte of the connection, its request head included: what the publisher sent.
+      const bytes = before + socket.bytesRead;
+      const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+      this.#log.info(`stream '${name}': publisher ${from} left after ${seconds} s, ${bytes} bytes: ${reason}`, {
+        ...client,
+        bytes,
+        durationMs: Date.now() - startedAt,
+        reason,
+      });
+    };
     const session = {
       stream,
       label: `publisher ${from}`,
       finish: (error?: unknown) => {
         socket.setTimeout(0);
-        // Every byte of the connection, its request head included: what the publisher sent.
-        const bytes = before + socket.bytesRead;
-        const reason = this.#closing ? 'server shutdown' : error ? describeError(error) : 'publisher finished';
-        const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
-        this.#log.info(`stream '${name}': publisher ${from} left after ${seconds} s, ${bytes} bytes: ${reason}`, {
-          ...client,
-          bytes,
-          durationMs: Date.now() - startedAt,
-          reason,
-        });
+        logEnd(this.#closing ? 'server shutdown' : error ? describeError(error) : 'publisher finished');
         if (error) this.#answer(socket, new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`));
         else socket.end(simpleResponse(200, `stream '${name}' published\n`));
       },
     };
     const source = existing ?? this.#open(name);
     if (!source.offer(session)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
+    this.#live.add(logEnd);
     this.#log.info(`stream '${name}': publisher ${from} connected`, client);
   }
 

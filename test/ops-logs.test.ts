@@ -9,7 +9,11 @@ import { after, before, describe, it } from 'node:test';
 import { makeClip } from './helpers/media.js';
 import { MASTER_BIN, startMaster, type RunningMaster } from './helpers/server.js';
 import { chunkedUpload, waitForPublished } from './helpers/ingest.js';
-import { assertNoStack, exitWithin, mapLimit, request, stopQuietly, waitFor } from './helpers/live.js';
+import { onPath } from './helpers/ingest.js';
+import { assertNoStack, exitWithin, mapLimit, pidAlive, request, stopQuietly, waitFor } from './helpers/live.js';
+
+/** util-linux's script(1) runs a command on a pseudo-terminal: stderr is a TTY there. */
+const SCRIPT = onPath('script');
 
 interface LogLine {
   time: string;
@@ -234,6 +238,37 @@ describe('logs', () => {
       assert.equal(said.length + counted, REFUSED, 'every refusal is either logged or counted');
     } finally {
       if (proc.exitCode === null) proc.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  it('on a terminal: a status line redrawn in place, cleared before each log line', { timeout: 60_000 }, async (t) => {
+    if (!SCRIPT) {
+      t.skip('script(1) (util-linux) is not on PATH: no pseudo-terminal to run the master on');
+      return;
+    }
+    const command = [process.execPath, MASTER_BIN, '--edges', '1', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json'].join(' ');
+    const proc = spawn(SCRIPT, ['-qfec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    let masterPid = 0;
+    try {
+      const listening = await waitFor('the listening line', () => /"pid":(\d+),[^\n]*"msg":"listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out) ?? undefined, 20_000, 50);
+      masterPid = Number(listening[1]);
+      const status = /\d+ streams? · \d+\/16 players · \d+\.\d Mbit\/s out · \d+ skips · \d+ kicks · up \d+:\d\d:\d\d/;
+      await waitFor('the status line', () => status.test(out), 10_000, 50);
+      // A log line after the status line: written over it (cleared first), and the status drawn again after.
+      const port = listening[2]!;
+      assert.equal((await request(`http://127.0.0.1:${port}/live/nope`)).status, 404);
+      await waitFor('the refusal line', () => out.includes('refused GET /live/nope'), 10_000, 50);
+      const at = out.indexOf('{"level":"info"', out.search(status));
+      assert.ok(at > 0, out);
+      assert.equal(out.slice(at - 4, at), '\r\x1b[K', `a log line starts by clearing the status line: ${JSON.stringify(out.slice(at - 120, at + 20))}`);
+      await waitFor('the status line drawn again after the refusal line', () => status.test(out.slice(out.indexOf('refused GET /live/nope'))), 10_000, 50);
+    } finally {
+      if (masterPid > 0 && pidAlive(masterPid)) process.kill(masterPid, 'SIGTERM');
+      else proc.kill('SIGTERM');
       await exited;
     }
   });

@@ -167,9 +167,12 @@ export function assertNoStack(stderr: string): void {
   assert.doesNotMatch(stderr, STACK_LINE, `stderr holds a stack trace:\n${stderr}`);
 }
 
-/** The lines of stderr that report problems (not the listening line or info lines). */
+/**
+ * The lines of stderr that report problems: log lines at warn or error, and
+ * any line that is not a log line (a usage error, a stack).
+ */
 export function problemLines(stderr: string): string[] {
-  return stderr.split('\n').filter((l) => l !== '' && !/listening on |listen backlog \d+: capped |: stream '[^']*': |stream '[^']*' ended|shutting down/.test(l));
+  return stderr.split('\n').filter((l) => l !== '' && !/^\{"level":"(debug|info)"/.test(l));
 }
 
 /**

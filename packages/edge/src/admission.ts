@@ -4,7 +4,6 @@ import {
   HttpError,
   NO_HOOKS,
   NO_JWT,
-  RateLimitedLog,
   describeError,
   hookClient,
   jwtEnabled,
@@ -71,12 +70,10 @@ export class PlayVisit {
 export class PlayerAdmission {
   readonly #config: () => EdgeConfig;
   readonly #hooks: Hooks;
-  readonly #refusals: RateLimitedLog;
 
   constructor(config: () => EdgeConfig, log: Logger) {
     this.#config = config;
     this.#hooks = new Hooks(log);
-    this.#refusals = new RateLimitedLog(log);
   }
 
   /**
@@ -99,11 +96,6 @@ export class PlayerAdmission {
     };
   }
 
-  /** A player turned away: one line at info, a few a second at most. */
-  refused(socket: Socket, stream: string, err: unknown): void {
-    const status = err instanceof HttpError ? ` (${err.status})` : '';
-    this.#refusals.info(`player ${socket.remoteAddress ?? '?'} refused for '${stream}'${status}: ${describeError(err)}`);
-  }
 
   /** From a visit: tells on_stop, if that hook is (still) configured. */
   stopped(event: HookEvent): void {

@@ -15,6 +15,7 @@ import {
   type EdgeStats,
   type HeaderMessage,
   type Logger,
+  RefusalLog,
   type ServerStats,
   type SourceMessage,
   type ApiQuery,
@@ -27,7 +28,7 @@ import { apiRequest, isApiPath, PREFLIGHT_HEADERS, type ApiRequest } from './api
 
 import { PlayerAdmission, type PlayVisit } from './admission.js';
 import { LiveStream, type StartMode } from './liveStream.js';
-import { Player, type PlayerCounters, type PlayerPolicy } from './player.js';
+import { Player, type AccessRecord, type PlayerClient, type PlayerCounters, type PlayerPolicy } from './player.js';
 import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
 import { dashboardAsset, dashboardPage } from './dashboard.js';
@@ -85,11 +86,12 @@ interface Waiting {
   /** A HEAD request: it gets the headers when the stream starts, and never plays. */
   head: boolean;
   joining: Joining;
+  since: number;
 }
 
-/** What a player brings to its stream: its user agent, its rebasing, and its hook visit. */
+/** What a player brings to its stream: who it is (for its access line), its rebasing, and its hook visit. */
 interface Joining {
-  userAgent: string;
+  client: PlayerClient;
   /** A browser media element (see rebase.ts). */
   rebase: boolean;
   /** Admitted by the on_play hook: its on_stop follows when the player leaves. */
@@ -153,6 +155,7 @@ export class Edge {
   /** Ended streams whose players are still taking the last bytes. */
   readonly #ending = new Set<LiveStream>();
   readonly #sendBuffer: SendBufferCap;
+  readonly #refusals: RefusalLog;
   /** Leveling hand-backs not yet sent (see MAX_LEVELING). */
   #leveling = 0;
   /** Players by id (`<edge>-<n>`), for the Control API. */
@@ -171,6 +174,7 @@ export class Edge {
     this.#events = events;
     this.#sendBuffer = new SendBufferCap(PLAYER_SEND_BUFFER, log);
     this.#admission = new PlayerAdmission(() => this.#config, log);
+    this.#refusals = new RefusalLog(log);
     this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
     this.#link.on('message', (message) => this.#onSourceMessage(message));
     this.connected = new Promise((resolve) => this.#link.once('connected', resolve));
@@ -290,7 +294,7 @@ export class Edge {
       } catch (err) {
         socket.off('data', onData);
         clearTimeout(timer);
-        this.#fail(socket, err, 'GET');
+        this.#fail(socket, err);
         return;
       }
       if (!parsed) return;
@@ -327,9 +331,16 @@ export class Edge {
     onIdle();
   }
 
-  /** Ends every player and the source link. */
+  /** Ends every player and the source link; their access lines are written before the process exits. */
   close(): void {
     this.#link.close();
+    for (const stream of [...this.#streams.values(), ...this.#ending]) {
+      for (const player of stream.players) {
+        player.end('server shutdown');
+        this.#access(player.report());
+      }
+    }
+    this.#refusals.flush();
     for (const socket of this.#sockets) socket.destroy();
   }
 
@@ -361,7 +372,7 @@ export class Edge {
           return this.#play(request, route.stream);
       }
     } catch (err) {
-      this.#fail(socket, err, head.method);
+      this.#fail(socket, err, head);
     }
   }
 
@@ -384,7 +395,7 @@ export class Edge {
       }
       this.#send(socket, 200, JSON.stringify(result, null, 2) + '\n', 'application/json', {}, withBody);
     } catch (err) {
-      this.#fail(socket, err, head.method);
+      this.#fail(socket, err, head);
     }
   }
 
@@ -482,16 +493,15 @@ export class Edge {
           this.#enter(request, this.#stream(name), start, visit);
         } catch (err) {
           if (visit) visit.reason = describeError(err);
-          this.#fail(socket, err, head.method);
+          this.#fail(socket, err, head);
         }
       },
       (err: unknown) => {
         settled();
         if (socket.destroyed) return;
-        this.#admission.refused(socket, name, err);
         // By the code's name, as the source counts publishers: token_expired, hook_refused…
         this.#reject(err instanceof MkvcastError ? err.code.replace(/^MKV_ERR_/, '').toLowerCase() : 'internal');
-        this.#fail(socket, err, head.method);
+        this.#fail(socket, err, head);
       },
     );
   }
@@ -501,7 +511,8 @@ export class Edge {
     const userAgent = head.headers.get('user-agent') ?? '';
     // Fetch Metadata (W3C): a browser's <video>/<audio> says so; its stream starts at 0 (see rebase.ts).
     const rebase = /^(video|audio)$/i.test(head.headers.get('sec-fetch-dest') ?? '');
-    const joining: Joining = { userAgent, rebase, visit };
+    const client: PlayerClient = { ip: socket.remoteAddress ?? '?', stream: typeof stream === 'string' ? stream : stream.name, path: head.path, userAgent };
+    const joining: Joining = { client, rebase, visit };
     if (head.method === 'HEAD' && typeof stream !== 'string') socket.end(stream.responseHead);
     else if (typeof stream === 'string') this.#wait(socket, stream, head.method === 'HEAD', joining);
     else this.#join(socket, stream, start, joining);
@@ -515,18 +526,19 @@ export class Edge {
     throw new HttpError('MKV_ERR_BAD_REQUEST', `start=${asked}: use start=newest (the newest keyframe) or start=next (the next one)`);
   }
 
-  #join(socket: Socket, stream: LiveStream, start: StartMode, { userAgent, rebase, visit }: Joining): void {
-    const player = new Player(socket, this.#policy, this.#counters, rebase);
+  #join(socket: Socket, stream: LiveStream, start: StartMode, { client, rebase, visit }: Joining): void {
+    const player = new Player(socket, this.#policy, this.#counters, client, rebase);
     if (visit) visit.player = player;
     this.#sendBuffer.apply(socket);
     this.#players++;
     this.#reportLoad();
     const id = `${this.#config.edgeId}-${++this.#nextClient}`;
-    this.#clients.set(id, { player, stream: stream.name, ip: socket.remoteAddress ?? '', userAgent, since: Date.now() });
+    this.#clients.set(id, { player, stream: stream.name, ip: socket.remoteAddress ?? '', userAgent: client.userAgent, since: Date.now() });
     socket.once('close', () => {
       this.#players--;
       this.#clients.delete(id);
       this.#addSent(stream.name, player.bytes);
+      this.#access(player.report());
       stream.leave(player);
       if (stream.ended && stream.players.size === 0) this.#ending.delete(stream);
       this.#reportIfDone(stream.name);
@@ -551,12 +563,16 @@ export class Edge {
       socket,
       head,
       joining,
+      since: Date.now(),
       timer: setTimeout(() => {
         if (!waiting.delete(entry)) return;
         this.#players--;
         if (joining.visit) joining.visit.reason = 'stream did not start';
         this.#reject('stream_not_started');
-        this.#fail(socket, new HttpError('MKV_ERR_STREAM_NOT_STARTED', `stream '${name}' has not started yet`, { 'Retry-After': '2' }), 'GET');
+        const { client } = joining;
+        const err = new HttpError('MKV_ERR_STREAM_NOT_STARTED', `stream '${name}' has not started yet`, { 'Retry-After': '2' });
+        this.#refusals.refuse(err.code, `refused ${client.ip} ${client.path}: 503 ${err.message}`, { ...client, status: 503 });
+        socket.end(errorResponse(err));
       }, START_WAIT_MS),
     };
     this.#players++;
@@ -565,6 +581,8 @@ export class Edge {
       if (waiting.delete(entry)) {
         clearTimeout(entry.timer);
         this.#players--;
+        // A player that gave up before its stream started: a session with no bytes.
+        if (!head) this.#access({ ...joining.client, bytes: 0, durationMs: Date.now() - entry.since, reason: 'client closed' });
       }
     });
   }
@@ -593,9 +611,17 @@ export class Edge {
     return this.#serverStats ?? { edge: this.stats() };
   }
 
-  #fail(socket: Socket, err: unknown, method: string): void {
-    if (isInternal(errorAnswer(err))) this.#log.error(`request failed: ${describeError(err)}`);
-    socket.end(errorResponse(err, { withBody: method !== 'HEAD' }));
+  /** Answers a refused request (`head`: none when the request could not be read); refusals are logged rate-limited. */
+  #fail(socket: Socket, err: unknown, head?: RequestHead): void {
+    const answer = errorAnswer(err);
+    if (isInternal(answer)) this.#log.error(`request failed: ${describeError(err)}`);
+    else {
+      const ip = socket.remoteAddress ?? '?';
+      const what = head ? `${head.method} ${head.path}` : 'a bad request';
+      const fields = { ip, ...(head ? { method: head.method, path: head.path, userAgent: head.headers.get('user-agent') ?? '' } : {}), status: answer.status };
+      this.#refusals.refuse(answer.code, `refused ${what} from ${ip}: ${answer.status} ${answer.message}`, fields);
+    }
+    socket.end(errorResponse(err, { withBody: head?.method !== 'HEAD' }));
   }
 
   #send(
@@ -639,7 +665,7 @@ export class Edge {
     }
     const stale = stream.replaceHeader(header);
     if (stale.length > 0) this.#log.info(`stream '${header.stream}' changed codecs; restarting ${stale.length} player(s)`);
-    for (const player of stale) player.finish('stream restarted with new codecs');
+    for (const player of stale) player.finish('codecs changed');
   }
 
   #endStream(name: string, error?: string): void {
@@ -653,6 +679,13 @@ export class Edge {
     if (stream.players.size > 0) this.#ending.add(stream);
     for (const player of stream.players) player.finish();
     this.#reportIfDone(name);
+  }
+
+  /** One line per player session, when it ends. */
+  #access(record: AccessRecord | null): void {
+    if (!record) return;
+    const seconds = (record.durationMs / 1000).toFixed(1);
+    this.#log.info(`player ${record.ip} left '${record.stream}' after ${seconds} s, ${record.bytes} bytes: ${record.reason}`, record);
   }
 
   /** The master waits for these streams to be over here (end of input). */

@@ -39,7 +39,7 @@ const gone = (socket: Socket) => (): void => void socket.destroy();
 
 function main(): void {
   const config = JSON.parse(process.argv[2] ?? '{}') as EdgeConfig;
-  const log = new Logger(`edge ${config.edgeId}`, config.logLevel);
+  const log = new Logger(`edge-${config.edgeId}`, { level: config.logLevel, format: config.logFormat });
   process.on('SIGINT', () => undefined);
   process.on('disconnect', () => process.exit(0));
   failPoint('edge');

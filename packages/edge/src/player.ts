@@ -23,6 +23,27 @@ export interface PlayerCounters {
 /** A live Segment as the edge holds it: a ring entry with the time the source had it. */
 export type LiveEntry = RingEntry & { sentAt?: number };
 
+/** Why a player's session ended, as its access line says. */
+export type EndReason = 'client closed' | 'kicked as slow' | 'stream ended' | 'codecs changed' | 'server shutdown';
+
+/** Who a player is, for its access line. */
+export interface PlayerClient {
+  ip: string;
+  stream: string;
+  path: string;
+  userAgent: string;
+}
+
+/** A player's session once it ended: one access line. */
+export interface AccessRecord extends PlayerClient {
+  /** Body bytes the kernel took (the stream header and Segments; not the response head). */
+  bytes: number;
+  durationMs: number;
+  reason: EndReason;
+}
+
+const UNKNOWN_CLIENT: PlayerClient = { ip: '?', stream: '?', path: '?', userAgent: '' };
+
 /** How often a finishing player's progress is checked, ms. */
 const FINISH_CHECK_MS = 500;
 
@@ -43,19 +64,50 @@ export class Player {
   #behindSince = 0;
   /** Skipping in this lag episode (counted once). */
   #skipping = false;
-  /** Bytes written to this player (a plain field: read by the Control API and at metrics collect time). */
+  /** Bytes written to this player after its response head (a plain field: read by the Control API and at metrics collect time). */
   bytes = 0;
   /** Rebasing (a browser media element, see rebase.ts): the Timestamp its first Cluster had, once written. */
   readonly #rebase: boolean;
   #base: number | null = null;
-  /** Why the server ended this player; null: it has not (the client went, or is still here). */
-  #endReason: string | null = null;
+  readonly #client: PlayerClient;
+  readonly #startedAt = Date.now();
+  /** Bytes of the HTTP response head, which the access line leaves out. */
+  #headBytes = 0;
+  /** Set by the first cause that ends the session; none: the client went away. */
+  #reason: EndReason | undefined;
+  #reported = false;
 
-  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters, rebase = false) {
+  constructor(socket: Socket, policy: PlayerPolicy, counters: PlayerCounters, client: PlayerClient = UNKNOWN_CLIENT, rebase = false) {
     this.socket = socket;
     this.#policy = policy;
     this.#counters = counters;
+    this.#client = client;
     this.#rebase = rebase;
+  }
+
+  /** Ends the session now (the connection is destroyed). */
+  end(reason: EndReason): void {
+    this.#reason ??= reason;
+    this.socket.destroy();
+  }
+
+  /**
+   * The session's access record, once (null after that): when its socket has
+   * closed, or before the process exits. Bytes are those the kernel took:
+   * Node counts a write as sent once handed to the kernel, so the figure is
+   * what the client got, give or take the last write.
+   */
+  report(): AccessRecord | null {
+    if (this.#reported) return null;
+    this.#reported = true;
+    const socket = this.socket;
+    const sent = typeof socket.bytesWritten === 'number' ? socket.bytesWritten - socket.writableLength : this.#headBytes + this.bytes;
+    return {
+      ...this.#client,
+      bytes: Math.max(0, sent - this.#headBytes),
+      durationMs: Date.now() - this.#startedAt,
+      reason: this.#reason ?? 'client closed',
+    };
   }
 
   /** What this player is sent of `bytes` (whole Clusters): the shared bytes, or its rebased copy. */
@@ -66,8 +118,8 @@ export class Player {
   }
 
   /** Why the server ended this player (for its on_stop hook); null: it has not (the client went, or is still here). */
-  get endReason(): string | null {
-    return this.#endReason;
+  get endReason(): EndReason | null {
+    return this.#reason ?? null;
   }
 
   /** The response head, the stream header and the Segments from the join point, in one write batch; returns the bytes written (header and Segments). */
@@ -82,6 +134,7 @@ export class Player {
       bytes += entry.bytes.length;
     }
     socket.uncork();
+    this.#headBytes = responseHead.length;
     this.bytes += bytes;
     this.#counters.bytesOut += bytes;
     if (entries.length === 0) this.#waitingForKeyframe = true;
@@ -99,8 +152,7 @@ export class Player {
     const lag = this.#lag(now);
     if (lag > this.#policy.slowTimeoutMs) {
       this.#counters.kicked++;
-      this.#endReason = 'too slow';
-      socket.destroy();
+      this.end('kicked as slow');
       return 0;
     }
     if (lag > this.#policy.maxLagMs || socket.writableLength > this.#policy.backlogBytes) {
@@ -127,10 +179,10 @@ export class Player {
    * delivers the rest after the socket closes). Gives up on a reader that
    * takes nothing for slowTimeoutMs.
    */
-  finish(reason = 'stream ended'): void {
+  finish(reason: EndReason = 'stream ended'): void {
     const socket = this.socket;
     if (socket.destroyed) return;
-    this.#endReason ??= reason;
+    this.#reason ??= reason;
     socket.once('finish', () => socket.destroy());
     socket.end();
     let left = socket.writableLength;
@@ -141,7 +193,8 @@ export class Player {
         left = socket.writableLength;
         progressAt = now;
       } else if (now - progressAt > this.#policy.slowTimeoutMs) {
-        this.#endReason = `${this.#endReason}; too slow to take the rest`;
+        // It had the end of the stream coming, but took too little of it.
+        this.#reason = 'kicked as slow';
         socket.destroy();
       }
     }, Math.min(FINISH_CHECK_MS, this.#policy.slowTimeoutMs));

@@ -127,3 +127,32 @@ test('a batch without a keyframe is not written to a player waiting for one', ()
   player.deliver(batchOf([seg(1, false), seg(2, false)]), 0);
   assert.equal(socket.written.length, 0);
 });
+
+test('a player kicked for lagging reports "kicked as slow", once, with its body bytes and who it was', () => {
+  const socket = new FakeSocket();
+  const counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0, latency: new LatencyHistogram() };
+  const client = { ip: '192.0.2.7', stream: 'cam', path: '/live/cam', userAgent: 'mpv 0.37' };
+  const player = new Player(socket as unknown as Socket, { backlogBytes: 1000, maxLagMs: 2000, slowTimeoutMs: 5000 }, counters, client);
+  player.start(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), new Uint8Array([0xaa, 0xbb]), [seg(3, true)]);
+  socket.writableLength = 5000;
+  player.deliver(batchOf([seg(4, true)]), 1000); // skipped: backlog
+  player.deliver(batchOf([seg(5, true)]), 6001); // kicked
+  assert.equal(socket.destroyed, true);
+  // Body bytes: the stream header (2) and Segment 3 (1), not the response head.
+  const record = player.report();
+  assert.ok(record);
+  assert.equal(record.reason, 'kicked as slow');
+  assert.deepEqual({ ...record, durationMs: 0 }, { ...client, bytes: 3, durationMs: 0, reason: 'kicked as slow' });
+  assert.equal(player.report(), null, 'one access record per session');
+});
+
+test('a player nobody ended left by itself: "client closed"; the first cause of an end is the one reported', () => {
+  const { player } = setup();
+  player.start(Buffer.from('H'), new Uint8Array([1]), []);
+  assert.equal(player.report()?.reason, 'client closed');
+  const second = setup();
+  second.player.end('server shutdown');
+  second.player.end('kicked as slow');
+  assert.equal(second.socket.destroyed, true);
+  assert.equal(second.player.report()?.reason, 'server shutdown');
+});

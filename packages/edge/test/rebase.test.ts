@@ -54,7 +54,7 @@ test('a rebasing player (a browser) gets a stream that starts at 0; others get t
   const first = { seq: 0, ts: 0, keyframe: true, bytes: cluster(600_000, 1) };
   const next = { seq: 1, ts: 40, keyframe: false, bytes: cluster(600_040, 2) };
   const browser = new FakeSocket();
-  const player = new Player(browser as unknown as Socket, policy, counters(), true);
+  const player = new Player(browser as unknown as Socket, policy, counters(), undefined, true);
   player.start(Buffer.from('head'), new Uint8Array([9]), [first]);
   player.deliver(batchOf([next]), Date.now());
   assert.equal(firstClusterTimestamp(browser.written[2]!), 0);
@@ -70,7 +70,7 @@ test('a rebasing player (a browser) gets a stream that starts at 0; others get t
 
 test('a rebasing player that waits for a keyframe takes its base from the first Cluster it is sent', () => {
   const socket = new FakeSocket();
-  const player = new Player(socket as unknown as Socket, policy, counters(), true);
+  const player = new Player(socket as unknown as Socket, policy, counters(), undefined, true);
   player.start(Buffer.from('head'), new Uint8Array([9]), []);
   player.deliver(batchOf([{ seq: 3, ts: 0, keyframe: false, bytes: cluster(1000, 1) }]), Date.now());
   player.deliver(batchOf([{ seq: 4, ts: 0, keyframe: true, bytes: cluster(1040, 2) }, { seq: 5, ts: 0, keyframe: false, bytes: cluster(1080, 3) }]), Date.now());

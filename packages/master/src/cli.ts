@@ -1,12 +1,14 @@
 import { accessSync, constants, fstatSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { networkInterfaces } from 'node:os';
 import { basename, delimiter, dirname, extname, join, resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { LOG_LEVELS, Logger, UsageError, describeError, type InputConfig, type LogLevel } from '@mkvcast/shared';
+import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, stderrSink, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared';
 import { ConfigError, numberProblem, readConfigFile, type ConfigFile, type NumberRule, type StreamSection } from './configFile.js';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
 import { hooksConfig, jwtConfig, type AccessArgs } from './access.js';
+import { StatusLine } from './statusLine.js';
 
 const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
 
@@ -53,6 +55,10 @@ export const OPTIONS = {
   'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },
   'slow-timeout': { type: 'number', requiresArg: true, default: 10, describe: 'seconds a player may stay behind before it is disconnected' },
   'log-level': { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'how much to log' },
+  'log-format': {
+    choices: LOG_FORMATS,
+    describe: 'log lines as JSON (one object a line) or pretty (for people); default: pretty on a terminal, JSON otherwise',
+  },
   'api-token': {
     type: 'string',
     requiresArg: true,
@@ -265,6 +271,7 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     ffmpeg?: string | false;
     'publish-key'?: string;
     'api-token'?: string;
+    'log-format'?: LogFormat;
     host: string;
     start: 'newest' | 'next';
     'log-level': LogLevel;
@@ -306,11 +313,33 @@ export async function parseOptions(argv: string[]): Promise<MasterOptions> {
     apiToken: o['api-token'] || null,
     hooks: hooksConfig(o),
     jwt: await jwtConfig(o),
+    logFormat: o['log-format'] ?? defaultLogFormat(),
   };
 }
 
 function urlHost(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
+}
+
+/** Addresses to show beside localhost for a wildcard listener: this machine's, at most this many. */
+const MAX_SHOWN_ADDRESSES = 4;
+
+/**
+ * URLs a person can open: a wildcard address (0.0.0.0, ::) is no place to
+ * connect to, so localhost first, then the machine's own addresses.
+ */
+export function openableUrls(address: string, port: number): string[] {
+  if (address !== '0.0.0.0' && address !== '::') return [`http://${urlHost(address)}:${port}/`];
+  const others: string[] = [];
+  for (const nets of Object.values(networkInterfaces())) {
+    for (const net of nets ?? []) {
+      if (net.internal || (address === '0.0.0.0' && net.family !== 'IPv4')) continue;
+      // Link-local IPv6 needs a zone to be opened: leave it out.
+      if (net.family === 'IPv6' && net.address.startsWith('fe80:')) continue;
+      others.push(`http://${urlHost(net.address)}:${port}/`);
+    }
+  }
+  return [`http://localhost:${port}/`, ...others.slice(0, MAX_SHOWN_ADDRESSES)];
 }
 
 export async function main(argv = hideBin(process.argv)): Promise<number> {
@@ -321,7 +350,7 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
     process.stderr.write(`mkvcast: ${describeError(err)}\n`);
     return 2;
   }
-  const log = new Logger('master', options.logLevel);
+  const log = new Logger('master', { level: options.logLevel, format: options.logFormat });
   let master: Master;
   try {
     // A reload reads the command line and the config file again.
@@ -330,9 +359,15 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
     log.error(`cannot start: ${describeError(err)}`);
     return 1;
   }
+  // On a terminal only: never in a service's log or a test's pipe.
+  const status = stderrSink.tty ? new StatusLine(() => master.stats(), (text) => stderrSink.setStatus(text)) : null;
+  void master.exited.then(() => status?.stop());
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(130);
+    if (++signals > 1) {
+      status?.stop();
+      process.exit(130);
+    }
     log.info(`${signal}: shutting down`);
     void master.close(0);
   };
@@ -342,10 +377,16 @@ export async function main(argv = hideBin(process.argv)): Promise<number> {
   process.on('SIGHUP', () => void master.reload());
   try {
     const address = await master.start();
-    const base = `http://${urlHost(address.address)}:${address.port}/`;
-    const streams = options.inputs.map((i) => `${base}live/${i.name}`).join(' ');
-    const what = streams ? `stream: ${streams}` : `publish with PUT or POST to ${base}live/<name>`;
-    log.info(`listening on ${base} with ${options.edges} edge(s) × ${options.clientsPerEdge} players; ${what}`);
+    const [base, ...others] = openableUrls(address.address, address.port) as [string, ...string[]];
+    const also = others.length > 0 ? ` (also ${others.join(' ')})` : '';
+    const streams = options.inputs.map((i) => `${base}live/${i.name}`);
+    const what = streams.length > 0 ? `stream: ${streams.join(' ')}` : `publish with PUT or POST to ${base}live/<name>`;
+    log.info(`listening on ${base}${also} with ${options.edges} edge(s) × ${options.clientsPerEdge} players; ${what}`, {
+      url: base,
+      urls: [base, ...others],
+      streams,
+    });
+    status?.start();
   } catch (err) {
     log.error(`cannot start: ${describeError(err)}`);
     await master.close(1);

@@ -16,6 +16,7 @@ import type {
   HandBackMessage,
   InputConfig,
   Logger,
+  LogFormat,
   LogLevel,
   MasterToEdge,
   MasterToSource,
@@ -64,6 +65,7 @@ export interface MasterOptions {
   hooks?: HooksConfig;
   /** Play and publish tokens; absent: none needed. */
   jwt?: JwtConfig;
+  logFormat: LogFormat;
 }
 
 const STATS_INTERVAL_MS = 1000;
@@ -241,7 +243,7 @@ export class Master {
     const before = this.#options;
     const diff = diffOptions(before, next);
     // The public socket stays bound and the loggers as they are: those wait for a restart.
-    this.#options = { ...next, host: before.host, port: before.port, logLevel: before.logLevel };
+    this.#options = { ...next, host: before.host, port: before.port, logLevel: before.logLevel, logFormat: before.logFormat };
     this.#applyStreams(diff.added, diff.removed, diff.replaced);
     const edgesBefore = this.#edges.length;
     for (const slot of this.#edges) slot.child.send({ type: 'configure', config: this.#edgeConfig(slot.edgeId) });
@@ -355,6 +357,7 @@ export class Master {
       logLevel: o.logLevel,
       ...(o.hooks ? { hooks: o.hooks } : {}),
       ...(o.jwt ? { jwt: o.jwt } : {}),
+      logFormat: o.logFormat,
     };
   }
 
@@ -411,6 +414,7 @@ export class Master {
       logLevel: o.logLevel,
       ...(o.hooks ? { hooks: o.hooks } : {}),
       ...(o.jwt ? { jwt: o.jwt } : {}),
+      logFormat: o.logFormat,
     };
   }
 

@@ -28,7 +28,7 @@ export interface ReloadRefused {
 }
 
 /** Options a running server cannot take up: the public socket is bound, the loggers are made. */
-export const RESTART_ONLY: readonly (keyof MasterOptions)[] = ['host', 'port', 'logLevel'];
+export const RESTART_ONLY: readonly (keyof MasterOptions)[] = ['host', 'port', 'logLevel', 'logFormat'];
 
 /** MasterOptions field → config key, where they differ. */
 const KEY_OF: Partial<Record<keyof MasterOptions, string>> = {

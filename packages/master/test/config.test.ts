@@ -180,6 +180,7 @@ describe('what a reload changes', () => {
     maxLagMs: 2000,
     slowTimeoutMs: 10_000,
     logLevel: 'info',
+    logFormat: 'json',
   };
 
   it('streams added, removed and given a new input; options changed; restart-only ones named', () => {

@@ -1,4 +1,4 @@
-import type { LogLevel } from './log.js';
+import type { LogFormat, LogLevel } from './log.js';
 import type { StreamCheckpoint } from './protocol/control.js';
 
 /** One input of the source: where bytes come from and under which name they are served. */
@@ -65,6 +65,8 @@ export interface SourceConfig {
   /** An ffmpeg to remux inputs in other containers (MPEG-TS, FLV, MP4); null: refuse them. */
   ffmpeg: string | null;
   logLevel: LogLevel;
+  /** Default: pretty on a terminal, JSON otherwise. */
+  logFormat?: LogFormat;
   /** Streams a previous run of the source left live: they go on from here. */
   restore: StreamCheckpoint[];
   /** Absent: no hooks. */
@@ -105,6 +107,8 @@ export interface EdgeConfig {
   hooks?: HooksConfig;
   /** Absent: no tokens. */
   jwt?: JwtConfig;
+  /** Default: pretty on a terminal, JSON otherwise. */
+  logFormat?: LogFormat;
 }
 
 /**

@@ -21,3 +21,4 @@ export * from './protocol/api.js';
 export * from './auth/rateLimit.js';
 export * from './auth/hooks.js';
 export * from './auth/jwt.js';
+export * from './refusals.js';

@@ -27,7 +27,7 @@ function send(message: SourceToMaster): void {
 
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as SourceConfig;
-  const log = new Logger('source', config.logLevel);
+  const log = new Logger('source', { level: config.logLevel, format: config.logFormat });
   // The master owns shutdown: a terminal's Ctrl-C reaches the whole group, so ignore it here.
   process.on('SIGINT', () => undefined);
   process.on('disconnect', () => process.exit(0));

@@ -4,7 +4,6 @@ import {
   HttpError,
   NO_HOOKS,
   NO_JWT,
-  RateLimitedLog,
   RequestHeadReader,
   describeError,
   errorResponse,
@@ -20,6 +19,7 @@ import {
   isInternal,
   MkvcastError,
   type Logger,
+  RefusalLog,
   type RequestHead,
 } from '@mkvcast/shared';
 import { bodyStream } from './inputs/chunked.js';
@@ -68,7 +68,11 @@ export class PublishRouter {
   readonly rejected = new Map<string, number>();
   readonly #access: () => PublishAccess;
   readonly #hooks: Hooks;
-  readonly #refusals: RateLimitedLog;
+  readonly #refusals: RefusalLog;
+  /** close() was called: sessions that end now end with the server. */
+  #closing = false;
+  /** The end line of each live publish session (said at close() if the session has not ended by then). */
+  readonly #live = new Set<(reason: string) => void>();
 
   /** `reserved`: names of configured inputs, which nobody may publish to. */
   constructor(
@@ -84,7 +88,7 @@ export class PublishRouter {
     this.#log = log;
     this.#access = access;
     this.#hooks = new Hooks(log);
-    this.#refusals = new RateLimitedLog(log);
+    this.#refusals = new RefusalLog(log);
   }
 
   accept(socket: Socket, received: Buffer): void {
@@ -93,22 +97,24 @@ export class PublishRouter {
     socket.on('error', () => undefined);
     const reader = new RequestHeadReader();
     const timer = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS);
+    let head: RequestHead | undefined;
     const onData = (chunk: Buffer): void => {
       try {
         const parsed = reader.push(chunk);
         if (!parsed) return;
+        head = parsed.head;
         clearTimeout(timer);
         socket.off('data', onData);
         socket.pause();
         this.#publish(socket, parsed.head, parsed.rest, received.length).catch((err: unknown) => {
           this.#count(err);
-          this.#answer(socket, err);
+          this.#refuse(socket, err, parsed.head);
         });
       } catch (err) {
         clearTimeout(timer);
         socket.off('data', onData);
         this.#count(err);
-        this.#answer(socket, err);
+        this.#refuse(socket, err, head);
       }
     };
     socket.on('data', onData);
@@ -117,7 +123,11 @@ export class PublishRouter {
   }
 
   close(): void {
+    this.#closing = true;
+    // The process exits before the ingests wind down: say how each session ended now.
+    for (const end of [...this.#live]) end('server shutdown');
     for (const source of this.#streams.values()) source.close();
+    this.#refusals.flush();
   }
 
   /** A reload: new keys and limits for the requests from now on; publishers already in keep going. */
@@ -131,19 +141,13 @@ export class PublishRouter {
     if (!this.#streams.has(name) && !this.#reserved.has(name)) this.#open(name);
   }
 
-  /** `early`: bytes an edge read from the connection before it came here. */
+  /** `early`: bytes of the connection read by the edge and the master before it came here. */
   async #publish(socket: Socket, head: RequestHead, rest: Buffer, early: number): Promise<void> {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
-    let client: HookClient | null;
-    try {
-      await this.#authorize(head, name);
-      this.#check(name);
-      client = await this.#askHook(socket, head, name);
-    } catch (err) {
-      if (!socket.destroyed) this.#refusals.info(`publisher ${socket.remoteAddress ?? '?'} refused for '${name}': ${describeError(err)}`);
-      throw err;
-    }
+    await this.#authorize(head, name);
+    this.#check(name);
+    const client = await this.#askHook(socket, head, name);
     const since = Date.now();
     let reason: string | null = null;
     // Admitted by on_publish: on_unpublish follows when the connection ends, whatever ends it.
@@ -162,6 +166,20 @@ export class PublishRouter {
     const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const stream = bodyStream(socket, rest, framing);
     socket.setTimeout(this.#options.idleTimeoutMs, () => stream.destroy(new InputStalledError(`publisher silent for ${this.#options.idleTimeoutMs} ms`)));
+    const who = { ip: socket.remoteAddress ?? '?', stream: name, method: head.method, userAgent: head.headers.get('user-agent') ?? '' };
+    const startedAt = Date.now();
+    const logEnd = (reason: string): void => {
+      if (!this.#live.delete(logEnd)) return;
+      // Every byte of the connection, its request head included: what the publisher sent.
+      const bytes = early + socket.bytesRead;
+      const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+      this.#log.info(`stream '${name}': publisher ${from} left after ${seconds} s, ${bytes} bytes: ${reason}`, {
+        ...who,
+        bytes,
+        durationMs: Date.now() - startedAt,
+        reason,
+      });
+    };
     const session = {
       stream,
       label: `publisher ${from}`,
@@ -169,13 +187,15 @@ export class PublishRouter {
       finish: (error?: unknown) => {
         reason = error ? describeError(error) : 'publisher ended the upload';
         socket.setTimeout(0);
+        logEnd(this.#closing ? 'server shutdown' : error ? describeError(error) : 'publisher finished');
         if (error) this.#answer(socket, sessionError(name, error));
         else socket.end(simpleResponse(200, `stream '${name}' published\n`));
       },
     };
     const source = existing ?? this.#open(name);
     if (!source.offer(session)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
-    this.#log.info(`stream '${name}': publisher ${from} connected`);
+    this.#live.add(logEnd);
+    this.#log.info(`stream '${name}': publisher ${from} connected`, who);
   }
 
   /** Refuses a name this server feeds itself, one past --max-published, or one with a publisher. */
@@ -242,6 +262,17 @@ export class PublishRouter {
   #count(err: unknown): void {
     const reason = `publish_${err instanceof MkvcastError ? err.code.replace(/^MKV_ERR_/, '').toLowerCase() : 'internal'}`;
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  }
+
+  /** A publisher turned away (rate-limited line); `head`: its request, when it could be read. */
+  #refuse(socket: Socket, err: unknown, head: RequestHead | undefined): void {
+    if (err instanceof HttpError) {
+      const ip = socket.remoteAddress ?? '?';
+      const what = head ? `${head.method} ${head.path}` : 'a bad request';
+      const fields = { ip, ...(head ? { method: head.method, path: head.path, userAgent: head.headers.get('user-agent') ?? '' } : {}), status: err.status };
+      this.#refusals.refuse(err.code, `refused publisher ${ip} ${what}: ${err.status} ${err.message}`, fields);
+    }
+    this.#answer(socket, err);
   }
 
   #answer(socket: Socket, err: unknown): void {

@@ -11,7 +11,7 @@ import { before, describe, it } from 'node:test';
 import { assertMonotonicPts, packetPts, type LiveList } from './helpers/ingest.js';
 import { collect, collectWatching, makeClip, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
-import { assertNoStack, errorsIgnoringCut, getStats, pidAlive, request, runCli, stopQuietly, waitFor, waitForStats, waitForStream } from './helpers/live.js';
+import { assertNoStack, errorsIgnoringCut, getStats, logMessages, pidAlive, request, runCli, stopQuietly, waitFor, waitForStats, waitForStream } from './helpers/live.js';
 
 /**
  * A player on a raw TCP connection that the test holds: the same socket object from the first
@@ -90,7 +90,7 @@ async function liveNames(master: RunningMaster): Promise<string[]> {
 async function hup(master: RunningMaster, expect: RegExp): Promise<string> {
   const before = master.stderr().length;
   master.proc.kill('SIGHUP');
-  const line = await waitFor('the reload line', () => master.stderr().slice(before).split('\n').find((l) => /master: (reloaded|reload refused)/.test(l)), 20_000, 20);
+  const line = await waitFor('the reload line', () => logMessages(master.stderr().slice(before)).find((l) => /^master: (reloaded|reload refused)/.test(l)), 20_000, 20);
   assert.match(line, expect);
   return line;
 }

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from 'jose';
 import { collect, collectWatching, makeClip } from './helpers/media.js';
 import { runMaster, startMaster, type RunningMaster } from './helpers/server.js';
-import { assertNoStack, request, stopQuietly, waitFor, waitForStream, type Reply } from './helpers/live.js';
+import { assertNoStack, logMessages, request, stopQuietly, waitFor, waitForStream, type Reply } from './helpers/live.js';
 import { chunkedUpload, liveList, waitForPublished } from './helpers/ingest.js';
 
 interface HookEvent {
@@ -218,7 +218,7 @@ describe('the on_play hook decides who plays (--hooks-on-play, --hooks-timeout 2
     assert.equal(reply.status, 403, reply.body.toString());
     assert.equal(errorCode(reply), 'MKV_ERR_HOOK_FAILED');
     assert.ok(ms >= 1900, `refused after ${ms.toFixed(0)} ms: before the 2 s timeout`);
-    await waitFor('the refusal logged', () => /refused for 'cam' \(403\): the on_play hook did not answer within 2 s/.test(master!.stderr()), 5000, 20);
+    await waitFor('the refusal logged', () => logMessages(master!.stderr()).some((l) => /^edge-\d+: refused GET \/live\/cam from \S+: 403 the on_play hook did not answer within 2 s/.test(l)), 5000, 20);
   });
 
   it('HEAD asks for no stream: the hook does not hear of it', async () => {
@@ -494,6 +494,6 @@ describe('a slow hook server cannot pile up calls: 256 on_play calls in flight p
     assert.ok(ms < 5000, `answered after ${ms.toFixed(0)} ms, not at the 20 s hook timeout`);
     assert.equal(hooks.events.length, 256, 'the refused player never reached the hook');
     // The edge's log line may reach the master's stderr just after the answer.
-    await waitFor('the refusal logged', () => /refused for 'cam' \(503\): too many on_play hook calls/.test(m.stderr()), 5000, 20);
+    await waitFor('the refusal logged', () => logMessages(m.stderr()).some((l) => /^edge-1: refused GET \/live\/cam from \S+: 503 too many on_play hook calls/.test(l)), 5000, 20);
   });
 });

@@ -176,6 +176,22 @@ export function problemLines(stderr: string): string[] {
 }
 
 /**
+ * The log lines of stderr as `<process>: <message>` (the JSON lines a master
+ * writes when stderr is not a terminal), so tests match on what was said.
+ */
+export function logMessages(stderr: string): string[] {
+  return stderr.split('\n').flatMap((l) => {
+    if (!l.startsWith('{')) return [];
+    try {
+      const line = JSON.parse(l) as { process?: string; msg?: string };
+      return typeof line.msg === 'string' ? [`${line.process ?? '?'}: ${line.msg}`] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
  * Decode errors of a recording that the test cut off itself: the demuxer reports the cut
  * as a read error at the very end, which says nothing about the stream.
  */

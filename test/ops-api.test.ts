@@ -172,6 +172,20 @@ describe('Control API and /metrics, 3 edges, players of a looping file', { timeo
     }
   });
 
+  // The master's own command line has it here, as the test passed it: a config file keeps it off that one too.
+  it('the token is not on a child process\'s command line, which every local user can read', async () => {
+    const server = JSON.parse((await request(master!.url('/api/v1/server'), { headers: AUTH })).body.toString()) as {
+      pids: { master: number; source: number; edges: number[] };
+    };
+    const pids = [server.pids.source, ...server.pids.edges];
+    assert.equal(pids.length, 4);
+    for (const pid of pids) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      assert.ok(cmdline.includes('node'), `pid ${pid} is a node process`);
+      assert.ok(!cmdline.includes(TOKEN), `pid ${pid}'s command line shows the token`);
+    }
+  });
+
   it('GET clients lists exactly the open players: count, streams, user agents, spread over the 3 edges', async () => {
     const m = master!;
     const listed = await waitFor('every player in /api/v1/clients', async () => {

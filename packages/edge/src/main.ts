@@ -1,10 +1,11 @@
 /**
  * An edge process: forked by the master with its EdgeConfig as JSON in
- * argv[2]. Pulls Segments from the source, takes public connections from the
+ * the environment (CHILD_CONFIG_ENV). Pulls Segments from the source, takes public connections from the
  * master as socket handles, and reports load, stats and stream ends over IPC.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import {
+  childConfig,
   LISTEN_BACKLOG,
   Logger,
   PendingQueries,
@@ -38,7 +39,7 @@ function send(message: EdgeToMaster): void {
 const gone = (socket: Socket) => (): void => void socket.destroy();
 
 function main(): void {
-  const config = JSON.parse(process.argv[2] ?? '{}') as EdgeConfig;
+  const config = childConfig<EdgeConfig>();
   const log = new Logger(`edge-${config.edgeId}`, { level: config.logLevel, format: config.logFormat });
   process.on('SIGINT', () => undefined);
   process.on('disconnect', () => process.exit(0));

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Socket as NetSocket, type Socket } from 'node:net';
-import type { FailedMessage, ListeningMessage, Logger, ReadyMessage } from '@mkvcast/shared';
+import { CHILD_CONFIG_ENV, type FailedMessage, type ListeningMessage, type Logger, type ReadyMessage } from '@mkvcast/shared';
 
 /** A child that has not said 'ready' within this time failed to start. */
 const READY_TIMEOUT_MS = 15_000;
@@ -17,7 +17,7 @@ export interface ChildOptions {
   /** Log name: 'source', 'edge 2'. */
   name: string;
   modulePath: string;
-  /** argv[2] of the child, rebuilt at each (re)start. */
+  /** The child's config (in its environment, CHILD_CONFIG_ENV), rebuilt at each (re)start. */
   config: () => object;
   /** Whether the child reads the master's standard input. */
   stdin: boolean;
@@ -84,7 +84,8 @@ export class Child<In extends { type: string }, Out extends { type: string }> ex
     const { modulePath, config, stdin } = this.#options;
     this.#ready = false;
     this.#startedAt = Date.now();
-    const child = fork(modulePath, [JSON.stringify(config())], {
+    const child = fork(modulePath, [], {
+      env: { ...process.env, [CHILD_CONFIG_ENV]: JSON.stringify(config()) },
       execArgv: [...process.execArgv, ...(this.#options.execArgv ?? [])],
       stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -24,3 +24,17 @@ export function exitAtStart(role: string, err: unknown): void {
   process.stderr.write(`mkvcast ${role}: ${message}\n`);
   process.exit(1);
 }
+
+/**
+ * The environment variable that carries a child's config from the master.
+ * Not argv: the config holds secrets (keys, tokens), and any local user can
+ * read a process's command line, while its environment is its owner's alone.
+ */
+export const CHILD_CONFIG_ENV = 'MKVCAST_CHILD_CONFIG';
+
+/** A child's config, read once; taken out of the environment so that nothing it spawns (ffmpeg) inherits it. */
+export function childConfig<T>(): T {
+  const text = process.env[CHILD_CONFIG_ENV] ?? '{}';
+  delete process.env[CHILD_CONFIG_ENV];
+  return JSON.parse(text) as T;
+}

@@ -1,9 +1,10 @@
 /**
  * The back-source process: forked by the master with its SourceConfig as
- * JSON in argv[2]. Ingests every input, publishes Segments to the edges over
+ * JSON in its environment (CHILD_CONFIG_ENV). Ingests every input, publishes Segments to the edges over
  * the hub's Unix socket, reports readiness, ends and stats over IPC.
  */
 import {
+  childConfig,
   HttpError,
   Logger,
   answerQuery,
@@ -26,7 +27,7 @@ function send(message: SourceToMaster): void {
 }
 
 async function main(): Promise<void> {
-  const config = JSON.parse(process.argv[2] ?? '{}') as SourceConfig;
+  const config = childConfig<SourceConfig>();
   const log = new Logger('source', { level: config.logLevel, format: config.logFormat });
   // The master owns shutdown: a terminal's Ctrl-C reaches the whole group, so ignore it here.
   process.on('SIGINT', () => undefined);

@@ -18,7 +18,6 @@ export * from './http/handoff.js';
 export * from './startup.js';
 export * from './metrics.js';
 export * from './protocol/api.js';
-export * from './auth/rateLimit.js';
 export * from './auth/hooks.js';
 export * from './auth/jwt.js';
 export * from './refusals.js';

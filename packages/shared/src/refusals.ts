@@ -5,6 +5,10 @@ export interface RefusalLogOptions {
   limit?: number;
   /** The window, ms: a summary line follows at its end when refusals were counted. */
   windowMs?: number;
+  /** The level of the lines: info for refused clients, warn for what the server itself dropped. */
+  level?: 'info' | 'warn';
+  /** What the summary line counts: "… and 523 more <noun> (reason) in the last 10 s". */
+  noun?: string;
 }
 
 interface Window {
@@ -29,12 +33,16 @@ export class RefusalLog {
   readonly #log: Logger;
   readonly #limit: number;
   readonly #windowMs: number;
+  readonly #level: 'info' | 'warn';
+  readonly #noun: string;
   readonly #windows = new Map<string, Window>();
 
   constructor(log: Logger, options: RefusalLogOptions = {}) {
     this.#log = log;
     this.#limit = options.limit ?? 5;
     this.#windowMs = options.windowMs ?? 10_000;
+    this.#level = options.level ?? 'info';
+    this.#noun = options.noun ?? 'refusals';
   }
 
   /** `reason`: a stable code (an error's MKV_ERR_…); `text`: the line to log, if it is within the limit. */
@@ -43,7 +51,7 @@ export class RefusalLog {
     const window = this.#window(reason, now);
     if (window.logged < this.#limit) {
       window.logged++;
-      this.#log.info(text, { ...fields, reason });
+      this.#log[this.#level](text, { ...fields, reason });
       return;
     }
     window.suppressed++;
@@ -74,7 +82,7 @@ export class RefusalLog {
     this.#windows.delete(reason);
     if (window.suppressed === 0) return;
     const seconds = Math.max(1, Math.round((Date.now() - window.startedAt) / 1000));
-    this.#log.info(`… and ${window.suppressed} more refusals (${reason}) in the last ${seconds} s`, {
+    this.#log[this.#level](`… and ${window.suppressed} more ${this.#noun} (${reason}) in the last ${seconds} s`, {
       reason,
       suppressed: window.suppressed,
       seconds,

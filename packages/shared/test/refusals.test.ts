@@ -93,3 +93,13 @@ test('unbounded distinct reasons share one window past the cap', () => {
   assert.ok(lines.length <= 34, `${lines.length} lines`);
   assert.equal(lines.at(-1)?.suppressed, 1000 - 33);
 });
+
+test('what the server itself drops (hook calls) is said at warn, with its own noun in the summary', () => {
+  const { log, lines } = collected();
+  const dropped = new RefusalLog(log, { limit: 1, windowMs: 60_000, level: 'warn', noun: 'hook calls dropped or failed' });
+  for (let i = 0; i < 4; i++) dropped.refuse('on_stop_dropped', 'on_stop hook: 256 calls in flight already; one dropped');
+  dropped.flush();
+  const levels = lines.map((l) => (l as Line & { level: string }).level);
+  assert.deepEqual(levels, ['warn', 'warn']);
+  assert.match(lines[1]!.msg, /^… and 3 more hook calls dropped or failed \(on_stop_dropped\) in the last \d+ s$/);
+});

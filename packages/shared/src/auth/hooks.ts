@@ -3,7 +3,7 @@ import { HttpError } from '../http/errors.js';
 import type { RequestHead } from '../http/request.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../errors.js';
-import { RateLimitedLog } from './rateLimit.js';
+import { RefusalLog } from '../refusals.js';
 
 export type HookAction = 'on_publish' | 'on_unpublish' | 'on_play' | 'on_stop';
 
@@ -62,14 +62,15 @@ export function hookClient(remoteAddress: string | undefined, head: RequestHead)
 export class Hooks {
   readonly #limits: HookLimits;
   readonly #log: Logger;
-  readonly #quiet: RateLimitedLog;
+  /** Notifications dropped or failed: said a few at a time, the rest counted. */
+  readonly #quiet: RefusalLog;
   #asking = 0;
   #telling = 0;
 
   constructor(log: Logger, limits: HookLimits = HOOK_LIMITS) {
     this.#log = log;
     this.#limits = limits;
-    this.#quiet = new RateLimitedLog(log);
+    this.#quiet = new RefusalLog(log, { level: 'warn', noun: 'hook calls dropped or failed' });
   }
 
   /** Calls in flight: admissions and notifications. */
@@ -105,7 +106,7 @@ export class Hooks {
   /** Tells the hook at `url` of an event; its answer does not matter. Dropped past the bound. */
   tell(url: string, event: HookEvent, timeoutMs: number): void {
     if (this.#telling >= this.#limits.tells) {
-      this.#quiet.warn(`${event.action} hook: ${this.#telling} calls in flight already; one dropped`);
+      this.#quiet.refuse(`${event.action}_dropped`, `${event.action} hook: ${this.#telling} calls in flight already; one dropped`);
       return;
     }
     this.#telling++;
@@ -113,7 +114,7 @@ export class Hooks {
       .then((status) => {
         if (status < 200 || status > 299) this.#log.debug(`${event.action} hook answered ${status}`);
       })
-      .catch((err: unknown) => this.#quiet.warn(`${event.action} hook failed: ${describeError(causeOf(err))}`))
+      .catch((err: unknown) => this.#quiet.refuse(`${event.action}_failed`, `${event.action} hook failed: ${describeError(causeOf(err))}`))
       .finally(() => this.#telling--);
   }
 }

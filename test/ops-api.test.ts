@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import type { ClientInfo } from '@mkvcast/shared';
 import { makeClip } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 import { request, stopQuietly, streamName, waitFor, waitForStream, type Reply } from './helpers/live.js';
@@ -13,17 +14,6 @@ import { chunkedUpload, waitForPublished } from './helpers/ingest.js';
 
 const TOKEN = 'a-token-for-the-tests';
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
-
-interface ApiClient {
-  id: string;
-  stream: string;
-  edge: number;
-  ip: string;
-  userAgent: string;
-  bytes: number;
-  since: string;
-  lagMs: number;
-}
 
 /** A player the test holds open: counts what it receives, knows when its connection ends. */
 interface TestPlayer {
@@ -78,10 +68,10 @@ function assertErrorBody(reply: Reply, status: number, code: string, what: strin
   assert.equal(typeof body.error?.message, 'string', `${what}: error message`);
 }
 
-async function clients(master: RunningMaster): Promise<ApiClient[]> {
+async function clients(master: RunningMaster): Promise<ClientInfo[]> {
   const reply = await request(master.url('/api/v1/clients'), { headers: AUTH });
   assert.equal(reply.status, 200, `GET /api/v1/clients: ${reply.body.toString()}`);
-  return (json(reply) as { clients: ApiClient[] }).clients;
+  return (json(reply) as { clients: ClientInfo[] }).clients;
 }
 
 // --- A small Prometheus text-format (0.0.4) checker: every line a HELP, a TYPE, a sample or blank.
@@ -405,7 +395,7 @@ describe("the master's own 503 carries the CORS header like every other answer",
       let answer: { status: number; headers: http.IncomingHttpHeaders; body: string } | undefined;
       for (let attempt = 0; attempt < 5 && answer?.status !== 503; attempt++) {
         const [holder] = await waitFor('the player in the list', async () => {
-          const list = (json(await request(master.url('/api/v1/clients'))) as { clients: ApiClient[] }).clients;
+          const list = (json(await request(master.url('/api/v1/clients'))) as { clients: ClientInfo[] }).clients;
           return list.length === 1 ? list : undefined;
         }, 10_000);
         const other = holder!.edge === 1 ? 2 : 1;

@@ -162,11 +162,17 @@ export class PublishRouter {
     const existing = this.#streams.get(name);
 
     const framing = bodyFraming(head);
+    const paced = realtimeAsked(head);
     if (/100-continue/i.test(head.headers.get('expect') ?? '')) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const stream = bodyStream(socket, rest, framing);
-    socket.setTimeout(this.#options.idleTimeoutMs, () => stream.destroy(new InputStalledError(`publisher silent for ${this.#options.idleTimeoutMs} ms`)));
-    const who = { ip: socket.remoteAddress ?? '?', stream: name, method: head.method, userAgent: head.headers.get('user-agent') ?? '' };
+    socket.on('timeout', () => {
+      // Paced, the socket waits for us, not for the publisher, while its bytes wait to be read.
+      if (paced && stream.readableLength > 0) return socket.setTimeout(this.#options.idleTimeoutMs);
+      stream.destroy(new InputStalledError(`publisher silent for ${this.#options.idleTimeoutMs} ms`));
+    });
+    socket.setTimeout(this.#options.idleTimeoutMs);
+    const who = { ip: socket.remoteAddress ?? '?', stream: name, method: head.method, userAgent: head.headers.get('user-agent') ?? '', paced };
     const startedAt = Date.now();
     const logEnd = (reason: string): void => {
       if (!this.#live.delete(logEnd)) return;
@@ -182,8 +188,9 @@ export class PublishRouter {
     };
     const session = {
       stream,
-      label: `publisher ${from}`,
+      label: `publisher ${from}${paced ? ' (paced)' : ''}`,
       kind: 'publisher' as const,
+      paced,
       finish: (error?: unknown) => {
         reason = error ? describeError(error) : 'publisher ended the upload';
         socket.setTimeout(0);
@@ -195,7 +202,7 @@ export class PublishRouter {
     const source = existing ?? this.#open(name);
     if (!source.offer(session)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
     this.#live.add(logEnd);
-    this.#log.info(`stream '${name}': publisher ${from} connected`, who);
+    this.#log.info(`stream '${name}': publisher ${from} connected${paced ? ', paced by its timestamps' : ''}`, who);
   }
 
   /** Refuses a name this server feeds itself, one past --max-published, or one with a publisher. */
@@ -289,6 +296,23 @@ export class PublishRouter {
 function sessionError(name: string, error: unknown): MkvcastError {
   if (error instanceof MkvcastError && (error.code === 'MKV_ERR_STREAM_CUT' || error.code === 'MKV_ERR_STREAM_CLOSED')) return error;
   return new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`, {}, { cause: error });
+}
+
+/** Accepted spellings of the realtime switch. */
+const YES = /^(1|true|yes|on)$/i;
+const NO = /^(0|false|no|off)?$/i;
+
+/**
+ * `?realtime=1` or `X-Mkvcast-Realtime: 1`: the upload is a recording, to be
+ * released at its timestamps' pace (as a file input is) rather than as fast as
+ * it arrives.
+ */
+function realtimeAsked(head: RequestHead): boolean {
+  const value = head.query.get('realtime') ?? head.headers.get('x-mkvcast-realtime');
+  if (value === null || value === undefined) return false;
+  if (YES.test(value.trim())) return true;
+  if (NO.test(value.trim())) return false;
+  throw new HttpError('MKV_ERR_BAD_REQUEST', `realtime must be 1 or 0, not '${value}'`);
 }
 
 /** How the upload's body is delimited (RFC 9112 §6.3): chunked, a length, or the end of the connection. */

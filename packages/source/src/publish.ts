@@ -145,6 +145,7 @@ export class PublishRouter {
   async #publish(socket: Socket, head: RequestHead, rest: Buffer, early: number): Promise<void> {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
+    refuseUnstreamable(head);
     await this.#authorize(head, name);
     this.#check(name);
     const client = await this.#askHook(socket, head, name);
@@ -296,6 +297,29 @@ export class PublishRouter {
 function sessionError(name: string, error: unknown): MkvcastError {
   if (error instanceof MkvcastError && (error.code === 'MKV_ERR_STREAM_CUT' || error.code === 'MKV_ERR_STREAM_CLOSED')) return error;
   return new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`, {}, { cause: error });
+}
+
+/** What a sender of one request per buffer should use instead. */
+const USE_INSTEAD =
+  'publish one continuous upload instead: GStreamer shout2send to this server as an Icecast mount ' +
+  '(shout2send ip=<host> port=<port> mount=/live/<name> password=<key>), or curl -T / ffmpeg -f webm';
+
+/**
+ * Uploads that cannot carry a live stream, refused before any byte of them
+ * is read. GStreamer's souphttpclientsink sends one PUT per buffer, each
+ * after the first with `Content-Range: bytes <offset>-…/*`: a body that
+ * starts mid-stream, without the EBML header, so each would end the stream
+ * it joins. Its User-Agent ("GStreamer souphttpclientsink …") names it; a
+ * Content-Range past byte 0 gives away any sender of such pieces.
+ */
+function refuseUnstreamable(head: RequestHead): void {
+  if (/souphttpclientsink/i.test(head.headers.get('user-agent') ?? '')) {
+    throw new HttpError('MKV_ERR_UPLOAD_UNSTREAMABLE', `GStreamer souphttpclientsink sends one request per buffer, which cannot carry a live stream; ${USE_INSTEAD}`);
+  }
+  const range = /^\s*bytes\s+(\d+)-/i.exec(head.headers.get('content-range') ?? '');
+  if (range && Number(range[1]) > 0) {
+    throw new HttpError('MKV_ERR_UPLOAD_UNSTREAMABLE', `a partial upload (Content-Range from byte ${range[1]}) starts mid-stream, without an EBML header; ${USE_INSTEAD}`);
+  }
 }
 
 /** Accepted spellings of the realtime switch. */

@@ -124,6 +124,21 @@ describe('curl -T uploads', { skip: CURL ? false : 'curl is not on PATH' }, () =
     assert.ok(seconds < CLIP_SECONDS / 2, `an upload without realtime=1 took ${seconds} s`);
   });
 
+  it('a paced upload outlasting --idle-timeout is not cut off: the wait is the pacer\'s, not the publisher\'s', async () => {
+    // Audio only: the whole clip (~60 KB) is in the server after one read, then paced for 10 s.
+    const audio = await makeClip('audio-only', { seconds: CLIP_SECONDS });
+    const m = await startMaster(['--edges', '1', '--grace', '1', '--idle-timeout', '2']);
+    try {
+      const upload = curlUpload(audio, m.url('/live/quiet?realtime=1'));
+      await toolExit(upload, 'curl', 25_000);
+      const { status, seconds } = curlResult(upload);
+      assert.equal(status, 200, `${upload.output()}\n${m.stderr()}`);
+      assert.ok(seconds >= CLIP_SECONDS - 2, `a paced upload of a ${CLIP_SECONDS} s clip took ${seconds} s`);
+    } finally {
+      await stopQuietly(m);
+    }
+  });
+
   it('a realtime value that is no switch is a bad request', async () => {
     const reply = await request(master!.url('/live/odd?realtime=maybe'), { method: 'PUT', body: Buffer.alloc(0) });
     assert.equal(reply.status, 400);

@@ -169,7 +169,7 @@ export class PublishRouter {
     const stream = bodyStream(socket, rest, framing);
     socket.on('timeout', () => {
       // Paced, the socket waits for us, not for the publisher, while its bytes wait to be read.
-      if (paced && stream.readableLength > 0) return socket.setTimeout(this.#options.idleTimeoutMs);
+      if (paced && (stream.readableLength > 0 || stream.received)) return socket.setTimeout(this.#options.idleTimeoutMs);
       stream.destroy(new InputStalledError(`publisher silent for ${this.#options.idleTimeoutMs} ms`));
     });
     socket.setTimeout(this.#options.idleTimeoutMs);

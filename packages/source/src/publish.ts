@@ -146,6 +146,7 @@ export class PublishRouter {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
     refuseUnstreamable(head);
+    const paced = realtimeAsked(head);
     await this.#authorize(head, name);
     this.#check(name);
     const client = await this.#askHook(socket, head, name);
@@ -163,7 +164,6 @@ export class PublishRouter {
     const existing = this.#streams.get(name);
 
     const framing = bodyFraming(head);
-    const paced = realtimeAsked(head);
     if (/100-continue/i.test(head.headers.get('expect') ?? '')) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const stream = bodyStream(socket, rest, framing);
@@ -310,7 +310,8 @@ const USE_INSTEAD =
  * after the first with `Content-Range: bytes <offset>-…/*`: a body that
  * starts mid-stream, without the EBML header, so each would end the stream
  * it joins. Its User-Agent ("GStreamer souphttpclientsink …") names it; a
- * Content-Range past byte 0 gives away any sender of such pieces.
+ * Content-Range past byte 0 gives away any sender of such pieces (RFC 9110
+ * §14.5: a 400 for a partial PUT the resource does not support).
  */
 function refuseUnstreamable(head: RequestHead): void {
   if (/souphttpclientsink/i.test(head.headers.get('user-agent') ?? '')) {

@@ -69,7 +69,7 @@ function readTracks(tracksElement: Uint8Array): { tracks: TrackSummary[]; defaul
     if (tag.name === 'start:TrackEntry') current = {};
     else if (tag.name === 'TrackNumber') current.number = Number(tag.value);
     else if (tag.name === 'TrackType') current.rawType = Number(tag.value);
-    else if (tag.name === 'CodecID') current.codec = String(tag.value);
+    else if (tag.name === 'CodecID') current.codec = unpadded(String(tag.value));
     else if (tag.name === 'DefaultDuration' && Number(tag.value) > 0) current.defaultDuration = Number(tag.value);
     else if (tag.name === 'CodecPrivate' && tag.data) current.setup = createHash('sha1').update(tag.data).digest('hex').slice(0, 16);
     else if (tag.name === 'PixelWidth') current.width = Number(tag.value);
@@ -89,6 +89,16 @@ function readTracks(tracksElement: Uint8Array): { tracks: TrackSummary[]; defaul
     }
   }
   return { tracks, defaultDurations };
+}
+
+/**
+ * A String element's value without its padding: RFC 8794 §7.4 lets a
+ * String end in zero octets (GStreamer's webmmux writes "V_VP8\0"), which
+ * are not part of the value.
+ */
+function unpadded(value: string): string {
+  const nul = value.indexOf('\0');
+  return nul === -1 ? value : value.slice(0, nul);
 }
 
 /** The picture size and audio format a TrackEntry gave, for the stats (dropped when not positive numbers). */

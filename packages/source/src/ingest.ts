@@ -72,7 +72,9 @@ export class StreamIngest {
   readonly #options: IngestOptions;
   readonly #hub: Hub;
   readonly #log: Logger;
-  readonly #pacer: Pacer;
+  readonly #inputPacer: Pacer;
+  /** The input's pacer, or the session's own when it asked to be paced. */
+  #pacer: Pacer;
   /** The header as last sent in a checkpoint. */
   #checkpointed: HeaderMessage | undefined;
   /** What the last checkpoint promised: no Segment at or past this seq, or ending past these ticks. */
@@ -101,7 +103,8 @@ export class StreamIngest {
     this.#options = options;
     this.#hub = options.hub;
     this.#log = options.log;
-    this.#pacer = new Pacer(options.paced);
+    this.#inputPacer = new Pacer(options.paced);
+    this.#pacer = this.#inputPacer;
     const resume = options.resume;
     this.#forwarder = new BlockForwarder(resume?.lastTicks);
     if (resume) {
@@ -139,6 +142,8 @@ export class StreamIngest {
       for (let session = await source.next(signal); session; session = await source.next(signal)) {
         const clusters = this.#clusters;
         this.#options.input?.({ kind: session.kind ?? 'file', label: session.label });
+        // A paced session's clock starts with its first piece.
+        this.#pacer = session.paced ? new Pacer(true) : this.#inputPacer;
         try {
           await this.#pass(session.stream);
           if (this.#clusters === clusters && sessionErrorsEnd) {

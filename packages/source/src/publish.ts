@@ -145,6 +145,8 @@ export class PublishRouter {
   async #publish(socket: Socket, head: RequestHead, rest: Buffer, early: number): Promise<void> {
     const name = STREAM_PATH.exec(head.path)?.[1];
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
+    refuseUnstreamable(head);
+    const paced = realtimeAsked(head);
     await this.#authorize(head, name);
     this.#check(name);
     const client = await this.#askHook(socket, head, name);
@@ -165,8 +167,13 @@ export class PublishRouter {
     if (/100-continue/i.test(head.headers.get('expect') ?? '')) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     const from = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const stream = bodyStream(socket, rest, framing);
-    socket.setTimeout(this.#options.idleTimeoutMs, () => stream.destroy(new InputStalledError(`publisher silent for ${this.#options.idleTimeoutMs} ms`)));
-    const who = { ip: socket.remoteAddress ?? '?', stream: name, method: head.method, userAgent: head.headers.get('user-agent') ?? '' };
+    socket.on('timeout', () => {
+      // Paced, the socket waits for us, not for the publisher, while its bytes wait to be read.
+      if (paced && (stream.readableLength > 0 || stream.received)) return socket.setTimeout(this.#options.idleTimeoutMs);
+      stream.destroy(new InputStalledError(`publisher silent for ${this.#options.idleTimeoutMs} ms`));
+    });
+    socket.setTimeout(this.#options.idleTimeoutMs);
+    const who = { ip: socket.remoteAddress ?? '?', stream: name, method: head.method, userAgent: head.headers.get('user-agent') ?? '', paced };
     const startedAt = Date.now();
     const logEnd = (reason: string): void => {
       if (!this.#live.delete(logEnd)) return;
@@ -182,8 +189,9 @@ export class PublishRouter {
     };
     const session = {
       stream,
-      label: `publisher ${from}`,
+      label: `publisher ${from}${paced ? ' (paced)' : ''}`,
       kind: 'publisher' as const,
+      paced,
       finish: (error?: unknown) => {
         reason = error ? describeError(error) : 'publisher ended the upload';
         socket.setTimeout(0);
@@ -195,7 +203,7 @@ export class PublishRouter {
     const source = existing ?? this.#open(name);
     if (!source.offer(session)) throw new HttpError('MKV_ERR_PUBLISHER_CONFLICT', `'${name}' already has a publisher`);
     this.#live.add(logEnd);
-    this.#log.info(`stream '${name}': publisher ${from} connected`, who);
+    this.#log.info(`stream '${name}': publisher ${from} connected${paced ? ', paced by its timestamps' : ''}`, who);
   }
 
   /** Refuses a name this server feeds itself, one past --max-published, or one with a publisher. */
@@ -289,6 +297,47 @@ export class PublishRouter {
 function sessionError(name: string, error: unknown): MkvcastError {
   if (error instanceof MkvcastError && (error.code === 'MKV_ERR_STREAM_CUT' || error.code === 'MKV_ERR_STREAM_CLOSED')) return error;
   return new HttpError('MKV_ERR_BAD_REQUEST', `stream '${name}' rejected: ${describeError(error)}`, {}, { cause: error });
+}
+
+/** What a sender of one request per buffer should use instead. */
+const USE_INSTEAD =
+  'publish one continuous upload instead: GStreamer shout2send to this server as an Icecast mount ' +
+  '(shout2send ip=<host> port=<port> mount=/live/<name> password=<key>), or curl -T / ffmpeg -f webm';
+
+/**
+ * Uploads that cannot carry a live stream, refused before any byte of them
+ * is read. GStreamer's souphttpclientsink sends one PUT per buffer, each
+ * after the first with `Content-Range: bytes <offset>-…/*`: a body that
+ * starts mid-stream, without the EBML header, so each would end the stream
+ * it joins. Its User-Agent ("GStreamer souphttpclientsink …") names it; a
+ * Content-Range past byte 0 gives away any sender of such pieces (RFC 9110
+ * §14.5: a 400 for a partial PUT the resource does not support).
+ */
+function refuseUnstreamable(head: RequestHead): void {
+  if (/souphttpclientsink/i.test(head.headers.get('user-agent') ?? '')) {
+    throw new HttpError('MKV_ERR_UPLOAD_UNSTREAMABLE', `GStreamer souphttpclientsink sends one request per buffer, which cannot carry a live stream; ${USE_INSTEAD}`);
+  }
+  const range = /^\s*bytes\s+(\d+)-/i.exec(head.headers.get('content-range') ?? '');
+  if (range && Number(range[1]) > 0) {
+    throw new HttpError('MKV_ERR_UPLOAD_UNSTREAMABLE', `a partial upload (Content-Range from byte ${range[1]}) starts mid-stream, without an EBML header; ${USE_INSTEAD}`);
+  }
+}
+
+/** Accepted spellings of the realtime switch. */
+const YES = /^(1|true|yes|on)$/i;
+const NO = /^(0|false|no|off)?$/i;
+
+/**
+ * `?realtime=1` or `X-Mkvcast-Realtime: 1`: the upload is a recording, to be
+ * released at its timestamps' pace (as a file input is) rather than as fast as
+ * it arrives.
+ */
+function realtimeAsked(head: RequestHead): boolean {
+  const value = head.query.get('realtime') ?? head.headers.get('x-mkvcast-realtime');
+  if (value === null || value === undefined) return false;
+  if (YES.test(value.trim())) return true;
+  if (NO.test(value.trim())) return false;
+  throw new HttpError('MKV_ERR_BAD_REQUEST', `realtime must be 1 or 0, not '${value}'`);
 }
 
 /** How the upload's body is delimited (RFC 9112 §6.3): chunked, a length, or the end of the connection. */

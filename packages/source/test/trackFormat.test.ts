@@ -40,3 +40,32 @@ test('tracks carry picture size and audio format for the stats; the generation c
   const plain = header.tracks.map(({ number, type, codec, setup }) => ({ number, type, codec, setup }));
   assert.ok(sameTracks(header.tracks, plain));
 });
+
+// The same two tracks as GStreamer's webmmux writes them: CodecID padded with a zero octet (RFC 8794 §7.4).
+const PADDED_TRACKS = b(
+  0x16, 0x54, 0xae, 0x6b, 0xb6, // Tracks, size 0xB6 (54)
+  // TrackEntry AE size 0x98 (24)
+  0xae, 0x98,
+  0xd7, 0x81, 0x01, //                                 TrackNumber 1
+  0x83, 0x81, 0x01, //                                 TrackType 1 (video)
+  0x86, 0x86, 0x56, 0x5f, 0x56, 0x50, 0x38, 0x00, //   CodecID "V_VP8\0"
+  0xe0, 0x88, //                                       Video, size 8
+  0xb0, 0x82, 0x01, 0x40, //                           PixelWidth 320
+  0xba, 0x82, 0x00, 0xf0, //                           PixelHeight 240
+  // TrackEntry AE size 0x9A (26)
+  0xae, 0x9a,
+  0xd7, 0x81, 0x02, //                                 TrackNumber 2
+  0x83, 0x81, 0x02, //                                 TrackType 2 (audio)
+  0x86, 0x87, 0x41, 0x5f, 0x4f, 0x50, 0x55, 0x53, 0x00, // CodecID "A_OPUS\0"
+  0xe1, 0x89, //                                       Audio, size 9
+  0xb5, 0x84, 0x47, 0x3b, 0x80, 0x00, //               SamplingFrequency, float 48000
+  0x9f, 0x81, 0x02, //                                 Channels 2
+);
+
+test('a CodecID padded with zero octets (webmmux) reads without its padding', () => {
+  const header = buildLiveHeader(EBML, 'webm', new Map([[MKV_ID.Info, INFO], [MKV_ID.Tracks, PADDED_TRACKS]]));
+  assert.deepEqual(
+    header.tracks.map((t) => t.codec),
+    ['V_VP8', 'A_OPUS'],
+  );
+});

@@ -185,6 +185,11 @@ export interface BodyStreamOptions {
   highWaterMark?: number;
 }
 
+/** An upload's body; `received`: the sender has sent all of it (or it failed), whether or not it was read yet. */
+export interface BodyReadable extends Readable {
+  readonly received: boolean;
+}
+
 /**
  * The body of an upload on `socket` as a byte stream: chunked decoded, a Content-Length counted,
  * or read until the peer ends. `firstBytes` are body bytes read along with the request head.
@@ -193,7 +198,7 @@ export interface BodyStreamOptions {
  * it, so the caller can answer the request. Malformed chunked data errors the stream with a
  * ChunkedEncodingError; a connection that ends early, with an UploadTruncatedError.
  */
-export function bodyStream(socket: Readable, firstBytes: Buffer, framing: BodyFraming, options: BodyStreamOptions = {}): Readable {
+export function bodyStream(socket: Readable, firstBytes: Buffer, framing: BodyFraming, options: BodyStreamOptions = {}): BodyReadable {
   if ('length' in framing && !(Number.isSafeInteger(framing.length) && framing.length >= 0)) {
     throw new RangeError(`bad body length ${framing.length}`);
   }
@@ -222,6 +227,10 @@ class BodyStream extends Readable {
     this.#decoder = 'chunked' in framing ? new ChunkedDecoder() : undefined;
     this.#left = 'length' in framing ? framing.length : 0;
     this.#first = firstBytes;
+  }
+
+  get received(): boolean {
+    return this.#finished;
   }
 
   override _read(): void {

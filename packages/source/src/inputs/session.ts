@@ -9,6 +9,8 @@ export interface Session {
   label: string;
   /** What kind of input it is, for the stats (default 'file'). */
   kind?: StreamInput['kind'];
+  /** Release this session's media at its own timestamps' pace (a recording uploaded with ?realtime=1), whatever the input's setting. */
+  paced?: boolean;
   /** Called once when the ingest is done with the session, with the error that ended it, if any. */
   finish?: (error?: unknown) => void;
 }

@@ -140,7 +140,7 @@ export class StreamIngest {
         const clusters = this.#clusters;
         this.#options.input?.({ kind: session.kind ?? 'file', label: session.label });
         try {
-          await this.#pass(session.stream);
+          await this.#pass(session.stream, session.path);
           if (this.#clusters === clusters && sessionErrorsEnd) {
             throw new CorruptStreamError('the input ended before its first Cluster');
           }
@@ -159,11 +159,11 @@ export class StreamIngest {
     }
   }
 
-  async #pass(stream: Readable): Promise<void> {
+  async #pass(stream: Readable, path?: string): Promise<void> {
     const scanner = new MatroskaScanner();
     const signal = this.#abort.signal;
     try {
-      for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg)) {
+      for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg, path)) {
         await this.#ingest(scanner.push(chunk), Date.now());
         if (signal.aborted) return;
       }

@@ -9,6 +9,8 @@ export interface Session {
   label: string;
   /** What kind of input it is, for the stats (default 'file'). */
   kind?: StreamInput['kind'];
+  /** A file's path: a file in another container is handed to ffmpeg by it, so that ffmpeg can seek. */
+  path?: string;
   /** Called once when the ingest is done with the session, with the error that ended it, if any. */
   finish?: (error?: unknown) => void;
 }

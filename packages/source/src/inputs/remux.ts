@@ -126,7 +126,7 @@ async function feed(head: Buffer, input: AsyncIterator<Buffer>, stdin: NodeJS.Wr
  * its last line alone ("Error initializing output stream 0:1 --") rarely says
  * what went wrong, the lines before it do.
  */
-class StderrTail {
+export class StderrTail {
   #text = '';
 
   push(chunk: Buffer): void {

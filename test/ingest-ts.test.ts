@@ -1,6 +1,6 @@
 // MPEG-TS with H.264 + AAC (as recording devices send it) and files ffmpeg must seek, served as
-// Matroska that decodes: ffmpeg POSTing `-f mpegts`, a chunked PUT of a .ts file, a .ts file
-// input, and an MP4 with its index (moov) at the end as a file input. Real ffmpeg, ffprobe.
+// Matroska that decodes: ffmpeg POSTing `-f mpegts`, a chunked PUT of a .ts file, ffmpeg sending
+// to a tcp:// input, a .ts file input, and an MP4 with its index (moov) at the end as a file input. Real ffmpeg, ffprobe.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -10,21 +10,23 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { collect, ffmpegPath, makeClip, probe, type CollectResult, type ProbeResult } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
-import { assertNoStack, clipCopy, codecsOf, stopQuietly, streamName, waitForStream } from './helpers/live.js';
-import { chunkedUpload, killAllTools, startTool, toolExit, waitForPublished } from './helpers/ingest.js';
+import { assertNoStack, clipCopy, codecsOf, errorsIgnoringCut, stopQuietly, streamName, waitFor, waitForStream } from './helpers/live.js';
+import { chunkedUpload, killAllTools, killTool, startTool, toolExit, type Tool, waitForPublished } from './helpers/ingest.js';
+import { freePort } from '../bench/http.js';
 
 const SECONDS = 8;
 
 const ffmpeg = (args: string[]): Promise<unknown> =>
   promisify(execFile)(ffmpegPath, ['-nostdin', '-v', 'error', '-y', ...args], { timeout: 60_000 });
 
-/** What a player of a remuxed stream that ran to its end must show: H.264 + AAC, decodable, most frames. */
-async function assertPlayed(got: CollectResult, source: ProbeResult, what: string, stderr: string): Promise<void> {
+/** What a player of a remuxed stream must show: H.264 + AAC, decodable, most frames. */
+async function assertPlayed(got: CollectResult, source: ProbeResult, what: string, stderr: string, live = false): Promise<void> {
   assert.equal(got.status, 200, what);
   assert.equal(got.headers['content-type'], 'video/x-matroska', what);
-  assert.equal(got.end, 'closed', `${what}: the stream should end with its input`);
+  // A live input (tcp) outlives its sender: the player is cut off by the test.
+  if (!live) assert.equal(got.end, 'closed', `${what}: the stream should end with its input`);
   const p = await probe(got.file);
-  assert.equal(p.errors, '', `${what}: decode errors\nstderr:\n${stderr}`);
+  assert.equal(live ? errorsIgnoringCut(p) : p.errors, '', `${what}: decode errors\nstderr:\n${stderr}`);
   assert.equal(p.firstVideoKey, true, `${what}: first video frame`);
   assert.deepEqual(codecsOf(p), ['video:h264', 'audio:aac'], what);
   // A player joins at the newest keyframe (one per second here) once ffmpeg has probed a
@@ -104,6 +106,29 @@ describe('MPEG-TS with H.264 + AAC is served as Matroska (--ffmpeg)', () => {
       await assertPlayed(got, source, 'chunked PUT', m.stderr());
       assertNoStack(m.stderr());
     } finally {
+      await stopQuietly(master);
+    }
+  });
+
+  it('ffmpeg sending -f mpegts to a tcp:// input: players get H.264 + AAC that decodes', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    let master: RunningMaster | undefined;
+    let sender: Tool | undefined;
+    try {
+      master = await startMaster([`cam=tcp://127.0.0.1:${port}`, '--edges', '1', '--ffmpeg', ffmpegPath]);
+      const m = master;
+      await waitFor('the tcp listener', () => m.stderr().includes(`listening for a sender on tcp://127.0.0.1:${port}`), 10_000);
+      sender = startTool(ffmpegPath, ['-nostdin', '-loglevel', 'error', '-re', '-i', tsFile, '-map', '0', '-c', 'copy', '-f', 'mpegts', `tcp://127.0.0.1:${port}`]);
+      await waitForStream(m, 'cam', 15_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nsender: ${sender?.output()}\nstderr:\n${m.stderr()}`);
+      });
+      const got = collect(m.url('/live/cam'), { ms: SECONDS * 1000 + 3000 });
+      const { code } = await toolExit(sender, 'the ffmpeg sender', SECONDS * 1000 + 10_000);
+      assert.equal(code, 0, sender.output());
+      await assertPlayed(await got, source, 'tcp', m.stderr(), true);
+      assertNoStack(m.stderr());
+    } finally {
+      await killTool(sender);
       await stopQuietly(master);
     }
   });

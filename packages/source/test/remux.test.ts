@@ -56,3 +56,23 @@ test('the stderr tail stays bounded and falls back to the last line', () => {
   tail.push(Buffer.from(`Invalid data found when processing input\n${'x'.repeat(5000)}\n`));
   assert.ok(tail.errors().length <= 4096, 'at most 4 KB kept');
 });
+
+test('files ffmpeg writes as AVI, MOV and MP4 with the moov at the end are known by their first bytes', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-sniff-'));
+  const heads = new Map<string, Buffer>();
+  for (const [format, ext] of [['avi', 'avi'], ['mov', 'mov'], ['mp4', 'mp4']] as const) {
+    const file = path.join(dir, `clip.${ext}`);
+    await promisify(execFile)(ffmpeg, [
+      '-nostdin', '-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-t', '1',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-f', format, file,
+    ], { timeout: 60_000 });
+    heads.set(format, (await readFile(file)).subarray(0, 192));
+  }
+  assert.equal(sniffContainer(heads.get('avi')!), 'AVI');
+  assert.equal(sniffContainer(heads.get('mov')!), 'MP4', 'a MOV with ftyp qt');
+  assert.equal(sniffContainer(heads.get('mp4')!), 'MP4');
+  // A QuickTime file without ftyp opens with its moov or mdat atom.
+  const bare = Buffer.concat([Buffer.from([0, 0, 0, 16]), Buffer.from('mdat'), Buffer.alloc(8)]);
+  assert.equal(sniffContainer(bare), 'MOV');
+  assert.equal(sniffContainer(Buffer.from('hello, this is text')), 'unknown data');
+});

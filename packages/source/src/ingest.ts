@@ -145,7 +145,7 @@ export class StreamIngest {
         // A paced session's clock starts with its first piece.
         this.#pacer = session.paced ? new Pacer(true) : this.#inputPacer;
         try {
-          await this.#pass(session.stream);
+          await this.#pass(session.stream, session.path);
           if (this.#clusters === clusters && sessionErrorsEnd) {
             throw new CorruptStreamError('the input ended before its first Cluster');
           }
@@ -164,11 +164,11 @@ export class StreamIngest {
     }
   }
 
-  async #pass(stream: Readable): Promise<void> {
+  async #pass(stream: Readable, path?: string): Promise<void> {
     const scanner = new MatroskaScanner();
     const signal = this.#abort.signal;
     try {
-      for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg)) {
+      for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg, path)) {
         await this.#ingest(scanner.push(chunk), Date.now());
         if (signal.aborted) return;
       }

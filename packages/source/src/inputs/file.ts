@@ -17,7 +17,7 @@ export class FileSource implements SessionSource {
     if (this.#closed || (this.#passes > 0 && !this.#loop)) return null;
     this.#passes++;
     if (this.#path === '-') return { stream: process.stdin, label: 'stdin', kind: 'stdin' };
-    return { stream: createReadStream(this.#path, { highWaterMark: 64 * 1024 }), label: `${this.#path} (pass ${this.#passes})`, kind: 'file' };
+    return { stream: createReadStream(this.#path, { highWaterMark: 64 * 1024 }), label: `${this.#path} (pass ${this.#passes})`, kind: 'file', path: this.#path };
   }
 
   close(): void {

@@ -11,6 +11,8 @@ export interface Session {
   kind?: StreamInput['kind'];
   /** Release this session's media at its own timestamps' pace (a recording uploaded with ?realtime=1), whatever the input's setting. */
   paced?: boolean;
+  /** A file's path: a file in another container is handed to ffmpeg by it, so that ffmpeg can seek. */
+  path?: string;
   /** Called once when the ingest is done with the session, with the error that ended it, if any. */
   finish?: (error?: unknown) => void;
 }

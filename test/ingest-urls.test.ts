@@ -130,5 +130,48 @@ describe('listeners for encoders, through ffmpeg', () => {
     codecs: ['video:h264', 'audio:mp2'],
   });
 
+  it('master cam=rtmp://127.0.0.1:P/live/cam pulls from an RTMP server; the server goes away and comes back; the player gets both, timestamps rising', { timeout: 90_000, ...(rtmp ? {} : { skip: 'no ffmpeg here has the rtmp protocol' }) }, async () => {
+    const port = await freePort();
+    // ffmpeg as an RTMP server: with -listen 1 its output waits for a client that plays it.
+    const serve = (seconds: number): Tool =>
+      startTool(rtmp!, [
+        '-nostdin', '-hide_banner', '-loglevel', 'error', '-re',
+        '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+        '-t', String(seconds), '-map', '0:v', '-map', '1:a',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k',
+        '-f', 'flv', '-listen', '1', `rtmp://127.0.0.1:${port}/live/cam`,
+      ]);
+    let master: RunningMaster | undefined;
+    let first: Tool | undefined;
+    let second: Tool | undefined;
+    try {
+      first = serve(PUSH_SECONDS);
+      master = await startMaster([`cam=rtmp://127.0.0.1:${port}/live/cam`, '--ffmpeg', rtmp!, '--edges', '1', '--log-format', 'json']);
+      const m = master;
+      await waitForStream(m, 'cam', 15_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nserver: ${first?.output()}\nstderr:\n${m.stderr()}`);
+      });
+      const recording = collect(m.url('/live/cam'), { ms: 3 * PUSH_SECONDS * 1000 + 3000 });
+      assert.equal((await toolExit(first, 'the first server', PUSH_SECONDS * 1000 + 15_000)).code, 0, first.output());
+      // Gone until the next one listens: the master's ffmpeg is refused and retries with backoff.
+      second = serve(PUSH_SECONDS);
+      assert.equal((await toolExit(second, 'the second server', PUSH_SECONDS * 1000 + 20_000)).code, 0, second.output());
+      const got = await recording;
+      assert.equal(got.status, 200);
+      assert.equal(got.end, 'ms', 'the player stayed connected while the server was away');
+      const p = await probe(got.file);
+      assert.equal(errorsIgnoringCut(p), '', `decode errors; stderr:\n${m.stderr()}`);
+      assert.deepEqual(codecsOf(p), ['video:h264', 'audio:aac']);
+      assert.ok(p.videoPackets > 25 * PUSH_SECONDS + 25, `the player got both servers' media: ${p.videoPackets} video frames\nstderr:\n${m.stderr()}`);
+      assertMonotonicPts(await packetPts(got.file), ONE_FRAME_S, 'the player across two servers');
+      assert.ok(logMessages(m.stderr()).some((l) => /reading rtmp:\/\/127\.0\.0\.1:\d+\/live\/cam through ffmpeg \(run 2\)/.test(l)), 'pulled again');
+      assertNoStack(m.stderr());
+    } finally {
+      await killTool(first);
+      await killTool(second);
+      await stopQuietly(master);
+    }
+  });
+
   it('an RTSP camera', { skip: 'no RTSP server can be started cheaply here (ffmpeg does not serve RTSP; gst-rtsp-server has no CLI)' }, () => {});
 });

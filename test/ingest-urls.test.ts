@@ -3,6 +3,11 @@
 // a second publish after the first ended continues the stream for a player that stayed.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { collect, ffmpegPath, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
@@ -102,7 +107,7 @@ function listenerScenario(c: ListenerCase): void {
   });
 }
 
-describe('listeners for encoders, through ffmpeg', () => {
+describe('inputs read through ffmpeg: listeners for encoders, pulled URLs', () => {
   after(() => killAllTools());
 
   const rtmp = ffmpegWith('rtmp');
@@ -170,6 +175,57 @@ describe('listeners for encoders, through ffmpeg', () => {
       await killTool(first);
       await killTool(second);
       await stopQuietly(master);
+    }
+  });
+
+  it('master tv=http://…/live.m3u8: a live HLS playlist (fMP4, H.264+AAC) is pulled through ffmpeg; a player decodes it', { timeout: 90_000 }, async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-hls-'));
+    // A static file server for the playlist and its segments, as a CDN would be.
+    const server = http.createServer((req, res) => {
+      const name = path.basename(new URL(req.url ?? '/', 'http://x').pathname);
+      const type = name.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : name.endsWith('.m4s') || name.endsWith('.mp4') ? 'video/iso.segment' : 'application/octet-stream';
+      const file = createReadStream(path.join(dir, name));
+      file.once('open', () => {
+        res.writeHead(200, { 'Content-Type': type });
+        file.pipe(res);
+      });
+      file.once('error', () => res.writeHead(404).end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    let master: RunningMaster | undefined;
+    let encoder: Tool | undefined;
+    try {
+      const SECONDS = 14;
+      encoder = startTool(ffmpegPath, [
+        '-nostdin', '-hide_banner', '-loglevel', 'error', '-re',
+        '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+        '-t', String(SECONDS), '-map', '0:v', '-map', '1:a',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k',
+        '-f', 'hls', '-hls_time', '1', '-hls_list_size', '6', '-hls_segment_type', 'fmp4', '-hls_flags', 'temp_file',
+        path.join(dir, 'live.m3u8'),
+      ]);
+      const e = encoder;
+      await waitFor('the first HLS segments', async () => (await fetch(`http://127.0.0.1:${port}/live.m3u8`)).status === 200 && e.running(), 15_000, 100);
+      master = await startMaster([`tv=http://127.0.0.1:${port}/live.m3u8`, '--ffmpeg', ffmpegPath, '--edges', '1', '--log-format', 'json']);
+      const m = master;
+      await waitForStream(m, 'tv', 15_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nencoder: ${e.output()}\nstderr:\n${m.stderr()}`);
+      });
+      const got = await collect(m.url('/live/tv'), { ms: 5000 });
+      assert.equal(got.status, 200);
+      const p = await probe(got.file);
+      assert.equal(errorsIgnoringCut(p), '', `decode errors; stderr:\n${m.stderr()}`);
+      assert.equal(p.firstVideoKey, true, 'first video frame');
+      assert.deepEqual(codecsOf(p), ['video:h264', 'audio:aac']);
+      assert.ok(p.videoPackets >= 25, `a second of video at least: ${p.videoPackets} frames`);
+      assert.ok(logMessages(m.stderr()).some((l) => /reading http:\/\/127\.0\.0\.1:\d+\/live\.m3u8 through ffmpeg \(run 1\)/.test(l)), 'read through ffmpeg');
+      assertNoStack(m.stderr());
+    } finally {
+      await killTool(encoder);
+      await stopQuietly(master);
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,6 +108,44 @@ test('a listener waits for its encoder as long as it takes: no stall before the 
     source.close();
     const { error } = await ended;
     assert.equal(error, undefined, 'closing ends the session cleanly');
+  } finally {
+    source.close();
+    await fake.done();
+  }
+});
+
+test('an ffmpeg that cannot be run fails its session with the reason', { timeout: 10_000 }, async () => {
+  const source = new FfmpegUrlSource('rtsp://127.0.0.1:9/x', '/nonexistent/ffmpeg', { minBackoffMs: 10 });
+  try {
+    const session = await source.next(AbortSignal.timeout(5_000));
+    const { error } = await drain(session!.stream);
+    assert.ok(error instanceof InputError && /cannot run \/nonexistent\/ffmpeg/.test(error.message), String(error));
+  } finally {
+    source.close();
+  }
+});
+
+test('one ffmpeg at a time: the next run starts only once the last one has exited', { timeout: 10_000 }, async () => {
+  const fake = await fakeFfmpeg('echo $$ >> "$(dirname "$0")/pids"; printf media; exec sleep 30');
+  const pidsFile = path.join(path.dirname(fake.bin), 'pids');
+  const source = new FfmpegUrlSource('rtmp://0.0.0.0:1935/live/x', fake.bin, {});
+  try {
+    const signal = AbortSignal.timeout(8_000);
+    const earlier: number[] = [];
+    for (let run = 1; run <= 3; run++) {
+      const session = await source.next(signal);
+      // Killed and reaped: a zombie would still answer signal 0.
+      for (const pid of earlier) assert.throws(() => process.kill(pid, 0), /ESRCH/, `run ${run}: ffmpeg ${pid} of an earlier run still exists`);
+      // The first chunk proves this run's process started (its pid is written); leaving the loop ends the session.
+      for await (const chunk of session!.stream) {
+        assert.equal(String(chunk), 'media');
+        const pids = readFileSync(pidsFile, 'utf8').trim().split('\n').map(Number);
+        assert.equal(pids.length, run, 'one process per run');
+        earlier.push(pids.at(-1)!);
+        // No await between the end of this session and the next run: only the source may wait for the exit.
+        break;
+      }
+    }
   } finally {
     source.close();
     await fake.done();

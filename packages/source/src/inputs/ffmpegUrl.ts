@@ -81,6 +81,8 @@ export class FfmpegUrlSource implements SessionSource {
   #runs = 0;
   #closed = false;
   #child: ChildProcess | undefined;
+  /** Settles when the last ffmpeg has exited: the next one starts only then (one port, one process). */
+  #exited: Promise<void> = Promise.resolve();
   /** Did the last run deliver any bytes? undefined before the first. */
   #delivered: boolean | undefined;
   readonly #wakers = new Set<() => void>();
@@ -112,6 +114,9 @@ export class FfmpegUrlSource implements SessionSource {
       this.#log(`ffmpeg for ${this.#shown} delivered nothing; starting it again in ${ms} ms`);
       if (!(await this.#sleep(ms, signal))) return null;
     }
+    this.#child?.kill('SIGKILL');
+    await this.#exited;
+    if (this.#closed) return null;
     this.#delivered = false;
     return this.#spawn();
   }
@@ -132,6 +137,10 @@ export class FfmpegUrlSource implements SessionSource {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.#child = child;
+    this.#exited = new Promise((resolve) => {
+      child.once('close', () => resolve());
+      child.once('error', () => resolve());
+    });
     // The ingest reads this; ffmpeg's stdout is piped in so that a stall can be told from our own backpressure.
     const out = new PassThrough();
     let stderr = '';
@@ -158,6 +167,8 @@ export class FfmpegUrlSource implements SessionSource {
     // Ended by hand on exit: an ffmpeg that failed must fail the session, not end it cleanly.
     child.stdout!.pipe(out, { end: false });
     child.once('error', (err) => {
+      clearInterval(watch);
+      if (this.#child === child) this.#child = undefined;
       out.destroy(new InputError(`cannot run ${this.#ffmpeg}: ${err.message}`));
     });
     child.once('close', (code, sig) => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { collect, ffmpegPath, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
-import { assertNoStack, codecsOf, errorsIgnoringCut, logMessages, stopQuietly, waitFor, waitForStream } from './helpers/live.js';
+import { assertNoStack, codecsOf, errorsIgnoringCut, logMessages, pidAlive, pidsWithArg, stopQuietly, waitFor, waitForStats, waitForStream } from './helpers/live.js';
 import { assertMonotonicPts, executable, killAllTools, killTool, onPath, packetPts, startTool, toolExit, type Tool } from './helpers/ingest.js';
 import { freePort } from '../bench/http.js';
 
@@ -119,6 +119,50 @@ describe('inputs read through ffmpeg: listeners for encoders, pulled URLs', () =
     target: (port) => `rtmp://127.0.0.1:${port}/live/cam`,
     encode: ['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv'],
     codecs: ['video:h264', 'audio:aac'],
+  });
+
+  it('SIGKILL of the source: its listening ffmpeg goes with it, the new source listens again and takes the next encoder', { timeout: 90_000, ...(rtmp ? {} : { skip: 'no ffmpeg here has the rtmp protocol' }) }, async () => {
+    const port = await freePort();
+    const c: ListenerCase = {
+      title: 'rtmp',
+      ffmpeg: rtmp,
+      input: (p) => `rtmp://127.0.0.1:${p}/live/cam?listen=1`,
+      target: (p) => `rtmp://127.0.0.1:${p}/live/cam`,
+      encode: ['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv'],
+      codecs: ['video:h264', 'audio:aac'],
+    };
+    // ffmpeg's argv, NUL-separated in /proc: the master's own `cam=rtmp://…` does not match.
+    const listeners = (): Promise<number[]> => pidsWithArg(`\0-i\0rtmp://127.0.0.1:${port}/live/cam\0`);
+    let master: RunningMaster | undefined;
+    let encoder: Tool | undefined;
+    try {
+      master = await startMaster([c.input(port), '--name', 'cam', '--ffmpeg', rtmp!, '--edges', '1', '--log-format', 'json']);
+      const m = master;
+      const [old] = await waitFor('the listening ffmpeg', async () => {
+        const pids = await listeners();
+        return pids.length === 1 && pids;
+      }, 10_000);
+      const before = await waitForStats(m, 'a source pid', (st) => st.pids.source !== null);
+      process.kill(before.pids.source!, 'SIGKILL');
+      await waitForStats(m, 'a new source', (st) => st.pids.source !== null && st.pids.source !== before.pids.source && pidAlive(st.pids.source), 15_000);
+      // The old ffmpeg died with its source (it would hold the port); one new one listens.
+      await waitFor('one listening ffmpeg, a new one', async () => {
+        const pids = await listeners();
+        return pids.length === 1 && pids[0] !== old && !pidAlive(old!);
+      }, 10_000).catch(async (err: Error) => {
+        throw new Error(`${err.message}: ffmpeg pids ${JSON.stringify(await listeners())}, the old one ${old}\nstderr:\n${m.stderr()}`);
+      });
+      encoder = await publishWhenListening(m, c, port, 0);
+      await waitForStream(m, 'cam', 10_000);
+      const got = await collect(m.url('/live/cam'), { ms: 2500 });
+      assert.equal(got.status, 200);
+      const p = await probe(got.file);
+      assert.equal(errorsIgnoringCut(p), '', `decode errors; stderr:\n${m.stderr()}`);
+      assert.deepEqual(codecsOf(p), c.codecs);
+    } finally {
+      await killTool(encoder);
+      await stopQuietly(master);
+    }
   });
 
   const srt = ffmpegWith('srt');

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { InputError, UsageError } from '@mkvcast/shared';
 import { InputStalledError } from './errors.js';
@@ -13,6 +14,14 @@ export const HLS_URL = /^https?:\/\/[^?#]*\.m3u8([?#].*)?$/i;
 export function readsThroughFfmpeg(path: string): boolean {
   return FFMPEG_URL.test(path) || HLS_URL.test(path);
 }
+
+/**
+ * util-linux's setpriv, to start ffmpeg with a parent-death signal: a source process that
+ * crashes must not leave an ffmpeg behind that holds a listener's port (ffmpeg waiting for an
+ * encoder never writes, so never learns its reader is gone). Node cannot set PR_SET_PDEATHSIG
+ * itself. Without setpriv ffmpeg is started directly.
+ */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? null;
 
 /** Bytes of ffmpeg's stderr kept for the log when it exits: its last lines say why. */
 const STDERR_TAIL = 4096;
@@ -131,11 +140,11 @@ export class FfmpegUrlSource implements SessionSource {
   #spawn(): Session {
     const run = ++this.#runs;
     const { url, listen, args } = this.#input;
-    const child = spawn(
-      this.#ffmpeg,
-      ['-hide_banner', '-nostdin', '-v', 'error', ...args, '-i', url, '-map', '0:v?', '-map', '0:a?', '-c', 'copy', '-f', 'matroska', 'pipe:1'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const argv = ['-hide_banner', '-nostdin', '-v', 'error', ...args, '-i', url, '-map', '0:v?', '-map', '0:a?', '-c', 'copy', '-f', 'matroska', 'pipe:1'];
+    // setpriv execs ffmpeg in place: the same pid, killed with us.
+    const child = SETPRIV
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', this.#ffmpeg, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(this.#ffmpeg, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     this.#exited = new Promise((resolve) => {
       child.once('close', () => resolve());

@@ -101,7 +101,7 @@ function parser(argv: string[], file: Record<string, unknown> = {}) {
     .scriptName('master')
     .usage('$0 [input | name=input ...] [options]\n\nServe Matroska/WebM streams live over HTTP to many players.\n' +
       'input: a file, - for standard input (read from a pipe when omitted), an http(s):// URL to pull,\n' +
-      'or tcp://host:port to listen on. With no input, publishers create streams with PUT/POST /live/<name>.')
+      'tcp://host:port to listen on, or any URL ffmpeg reads (rtsp, rtmp, srt, udp, .m3u8). With no input, publishers create streams with PUT/POST /live/<name>.')
     .positional('input', { type: 'string', describe: 'file path, or - for stdin' })
     .options(OPTIONS)
     .config(file)
@@ -110,6 +110,8 @@ function parser(argv: string[], file: Record<string, unknown> = {}) {
     .example('$0 movie.webm --loop --edges 2', 'repeat it forever, two edge processes')
     .example('$0 --publish-key s3cret', 'no input: publishers PUT/POST to /live/<name>?key=s3cret')
     .example('$0 cam=tcp://0.0.0.0:12345', 'listen for a raw Matroska stream (ffmpeg -f matroska tcp://…)')
+    .example('$0 cam=rtsp://camera/stream', 'pull any URL ffmpeg reads (rtsp, rtmp, srt, udp, .m3u8), remuxed')
+    .example('$0 obs=rtmp://0.0.0.0:1935/live/obs', 'an RTMP listener for OBS (server rtmp://host:1935/live, key obs)')
     .example('ffmpeg … -f matroska - | $0 --no-realtime', 'read standard input as fast as it comes')
     .example('$0 --config mkvcast.yaml', 'options and streams from a file (docs/mkvcast.example.yaml); kill -HUP reloads it')
     .version(VERSION)
@@ -180,7 +182,8 @@ function stdinHasData(): boolean {
   }
 }
 
-const LIVE_URL = /^(https?|tcp):\/\//i;
+// rtsp, rtmp, srt, udp, rtp: read (or listened on) through ffmpeg.
+const LIVE_URL = /^(https?|tcp|rtsps?|rtmp[st]?e?|rtmpts|srt|udp|rtp):\/\//i;
 
 /** `name=input` names a stream; a bare input is named by --name, the file's name, or "live". */
 function parseInput(arg: string, nameOption: string | undefined, single: boolean): { name: string; path: string } {
@@ -230,7 +233,7 @@ function fileInput(section: StreamSection, file: ConfigFile, args: { loop: boole
 }
 
 function checkUrl(url: string): void {
-  const unusable = new UsageError(`not a usable URL: ${url} (http://host/path, https://…, or tcp://host:port)`);
+  const unusable = new UsageError(`not a usable URL: ${url} (http://host/path, https://…, tcp://host:port, or a URL ffmpeg reads: rtsp://, rtmp://, srt://, udp://)`);
   let parsed: URL;
   try {
     parsed = new URL(url);

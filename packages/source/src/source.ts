@@ -157,7 +157,7 @@ export class Source {
   async #startInput(input: InputConfig): Promise<void> {
     let source: SessionSource & { live: boolean };
     try {
-      source = await openInput(input, this.#log, { idleTimeoutMs: this.#config.idleTimeoutMs });
+      source = await openInput(input, this.#log, { idleTimeoutMs: this.#config.idleTimeoutMs, ffmpeg: this.#config.ffmpeg });
     } catch (err) {
       const message = describeError(err);
       this.#log.error(`stream '${input.name}': ${message}`);

@@ -36,7 +36,7 @@ export interface EndedMessage {
 
 /** Where a stream's bytes come from now. */
 export interface StreamInput {
-  kind: 'file' | 'stdin' | 'upstream' | 'tcp' | 'publisher';
+  kind: 'file' | 'stdin' | 'upstream' | 'tcp' | 'publisher' | 'url' | 'listener';
   /** A path, URL or peer address, as the logs name it: "publisher 10.0.0.7:50312", "in.mkv (pass 3)". */
   label: string;
 }

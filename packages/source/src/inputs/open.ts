@@ -1,4 +1,5 @@
 import type { InputConfig, Logger } from '@mkvcast/shared';
+import { FfmpegUrlSource, readsThroughFfmpeg } from './ffmpegUrl.js';
 import { FileSource } from './file.js';
 import type { SessionSource } from './session.js';
 import { TcpListenSource } from './tcp.js';
@@ -7,6 +8,8 @@ import { UpstreamSource } from './upstream.js';
 export interface InputOptions {
   /** A silent upstream or TCP publisher is cut off after this long, ms. */
   idleTimeoutMs: number;
+  /** Reads URLs only ffmpeg can (rtsp://, rtmp://, srt://, udp://, HLS); null: such inputs are refused. */
+  ffmpeg?: string | null;
 }
 
 /**
@@ -16,6 +19,10 @@ export interface InputOptions {
  */
 export async function openInput(input: InputConfig, log: Logger, options: InputOptions): Promise<SessionSource & { live: boolean }> {
   const say = (line: string): void => log.warn(`stream '${input.name}': ${line}`);
+  if (readsThroughFfmpeg(input.path)) {
+    const source = new FfmpegUrlSource(input.path, options.ffmpeg ?? null, { idleTimeoutMs: options.idleTimeoutMs, log: (line) => log.info(`stream '${input.name}': ${line}`) });
+    return Object.assign(source, { live: true });
+  }
   if (/^https?:\/\//i.test(input.path)) {
     const source = new UpstreamSource([input.path, ...(input.fallbacks ?? [])], { idleTimeoutMs: options.idleTimeoutMs, log: say });
     return Object.assign(source, { live: true });

@@ -171,15 +171,14 @@ describe('inputs read through ffmpeg: listeners for encoders, pulled URLs', () =
   const srt = ffmpegWith('srt');
   if (!srt) console.log('# SRT listener test skipped: no ffmpeg here has libsrt (ffmpeg -protocols lists no srt)');
   listenerScenario({
-    // MP2 audio: AAC from MPEG-TS arrives as ADTS, whose CodecPrivate a stream copy into
-    // Matroska lacks ("Error parsing AAC extradata"); that is remuxing's problem, not the listener's.
-    title: 'master cam=srt://127.0.0.1:P?mode=listener: ffmpeg sends MPEG-TS (H.264+MP2) twice; a player gets both, timestamps rising',
+    // H.264 + AAC in MPEG-TS, as OBS sends over SRT: the audio is re-encoded (ADTS AAC cannot be copied into Matroska).
+    title: 'master cam=srt://127.0.0.1:P?mode=listener: ffmpeg sends MPEG-TS (H.264+AAC) twice; a player gets both, timestamps rising',
     ffmpeg: srt,
     ...(srt ? {} : { skip: 'no ffmpeg here has libsrt (ffmpeg -protocols)' }),
     input: (port) => `srt://127.0.0.1:${port}?mode=listener`,
     target: (port) => `srt://127.0.0.1:${port}?mode=caller`,
-    encode: ['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'mp2', '-b:a', '128k', '-f', 'mpegts'],
-    codecs: ['video:h264', 'audio:mp2'],
+    encode: ['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'mpegts'],
+    codecs: ['video:h264', 'audio:aac'],
   });
 
   it('master cam=rtmp://127.0.0.1:P/live/cam pulls from an RTMP server; the server goes away and comes back; the player gets both, timestamps rising', { timeout: 90_000, ...(rtmp ? {} : { skip: 'no ffmpeg here has the rtmp protocol' }) }, async () => {

@@ -36,12 +36,30 @@ export interface FfmpegUrlOptions {
   log?: (line: string) => void;
 }
 
+export interface FfmpegInput {
+  url: string;
+  /** ffmpeg waits for an encoder to connect. */
+  listen: boolean;
+  /** Options before `-i`. */
+  args: string[];
+  /** How the audio is written (default: copied). */
+  audio?: string[];
+}
+
+/**
+ * SRT and UDP carry MPEG-TS, whose AAC (what OBS and cameras send) is ADTS:
+ * copied into Matroska, ffmpeg stops with "Error parsing AAC extradata". The
+ * audio alone is re-encoded to AAC, as for MPEG-TS uploads (remux.ts); the
+ * video is always copied.
+ */
+const TS_AUDIO = ['-c:a', 'aac', '-b:a', '128k'];
+
 /**
  * How ffmpeg is to open a URL. RTMP on a wildcard host (rtmp://0.0.0.0:1935/live/x) or with
  * `?listen=1` waits for an encoder to publish (`-listen 1`); an SRT URL with mode=listener
  * and udp:// wait too. Anything else is pulled.
  */
-export function ffmpegInput(text: string): { url: string; listen: boolean; args: string[] } {
+export function ffmpegInput(text: string): FfmpegInput {
   let parsed: URL;
   try {
     parsed = new URL(text);
@@ -62,9 +80,9 @@ export function ffmpegInput(text: string): { url: string; listen: boolean; args:
   }
   if (scheme === 'srt') {
     const listen = parsed.searchParams.get('mode') === 'listener';
-    return { url: text, listen, args: [] };
+    return { url: text, listen, args: [], audio: TS_AUDIO };
   }
-  if (scheme === 'udp' || scheme === 'rtp') return { url: text, listen: true, args: [] };
+  if (scheme === 'udp' || scheme === 'rtp') return { url: text, listen: true, args: [], audio: TS_AUDIO };
   // RTSP over TCP: UDP's default needs ports a firewall often closes, and loses packets.
   if (scheme === 'rtsp' || scheme === 'rtsps') return { url: text, listen: false, args: ['-rtsp_transport', 'tcp'] };
   return { url: text, listen: false, args: [] };
@@ -80,7 +98,7 @@ export function ffmpegInput(text: string): { url: string; listen: boolean; args:
  */
 export class FfmpegUrlSource implements SessionSource {
   readonly #ffmpeg: string;
-  readonly #input: { url: string; listen: boolean; args: string[] };
+  readonly #input: FfmpegInput;
   readonly #shown: string;
   readonly #minBackoff: number;
   readonly #maxBackoff: number;
@@ -139,8 +157,8 @@ export class FfmpegUrlSource implements SessionSource {
 
   #spawn(): Session {
     const run = ++this.#runs;
-    const { url, listen, args } = this.#input;
-    const argv = ['-hide_banner', '-nostdin', '-v', 'error', ...args, '-i', url, '-map', '0:v?', '-map', '0:a?', '-c', 'copy', '-f', 'matroska', 'pipe:1'];
+    const { url, listen, args, audio = ['-c:a', 'copy'] } = this.#input;
+    const argv = ['-hide_banner', '-nostdin', '-v', 'error', ...args, '-i', url, '-map', '0:v?', '-map', '0:a?', '-c:v', 'copy', ...audio, '-f', 'matroska', 'pipe:1'];
     // setpriv execs ffmpeg in place: the same pid, killed with us.
     const child = SETPRIV
       ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', this.#ffmpeg, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -15,6 +15,7 @@ export * from './http/errors.js';
 export * from './http/request.js';
 export * from './http/responses.js';
 export * from './http/handoff.js';
+export * from './http/streamPath.js';
 export * from './startup.js';
 export * from './metrics.js';
 export * from './protocol/api.js';

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { HttpError, LatencyHistogram, MkvcastError, describeError, errorResponse, stopReading } from '@mkvcast/shared';
+import { HttpError, LatencyHistogram, MkvcastError, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared';
 import type {
   CheckpointMessage,
   ErrorCode,
@@ -32,7 +32,7 @@ import { diffOptions, type ReloadResult } from './reload.js';
 
 export type { ReloadResult } from './reload.js';
 import { HeldPublishers } from './heldPublishers.js';
-import { bindPublicSocket, listenBacklog, type TcpHandle } from './listenHandle.js';
+import { bindPublicSocket, listenBacklog } from './listenHandle.js';
 import { StreamStatsTracker } from './streamStats.js';
 
 export interface MasterOptions {
@@ -189,6 +189,8 @@ export class Master {
    * with a StartError when a child fails to start again and again.
    */
   async start(): Promise<AddressInfo> {
+    // A Node without the internals the hand-offs use fails here, in one line, not at the first player.
+    checkNodeInternals();
     // Bind first: a taken port fails before any child is forked.
     const { handle, address } = await bindPublicSocket(this.#options.host, this.#options.port);
     this.#listener = handle;

@@ -17,6 +17,7 @@ export * from './http/responses.js';
 export * from './http/handoff.js';
 export * from './http/streamPath.js';
 export * from './startup.js';
+export * from './nodeInternals.js';
 export * from './metrics.js';
 export * from './protocol/api.js';
 export * from './auth/hooks.js';

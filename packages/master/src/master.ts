@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { HttpError, LatencyHistogram, MkvcastError, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared';
+import { HttpError, LatencyHistogram, MkvcastError, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared';
 import type {
   CheckpointMessage,
   ErrorCode,
@@ -454,7 +454,7 @@ export class Master {
           if (!handle) return;
           // Node starts reading a socket it receives; stop at once and pass on what it read.
           const read = stopReading(handle);
-          const received = Buffer.concat([Buffer.from(message.received, 'latin1'), ...read]).toString('latin1');
+          const received = Buffer.concat([bufferOf(message.received), ...read]);
           if (message.type === 'publish') {
             // Uploads go to the source, which ingests them.
             return this.#toSource(handle, received);
@@ -484,7 +484,7 @@ export class Master {
   }
 
   /** An upload for the source; held while it restarts. */
-  #toSource(socket: Socket, received: string): void {
+  #toSource(socket: Socket, received: Buffer): void {
     if (!this.#source.send({ type: 'publish', received }, socket)) this.#heldPublishers.hold(socket, received);
   }
 

@@ -2,6 +2,8 @@ import type { Socket } from 'node:net';
 import {
   describeError,
   stopReading,
+  streamNameOf,
+  isLivePath,
   simpleResponse,
   errorAnswer,
   errorResponse,
@@ -39,7 +41,6 @@ function policyOf(config: EdgeConfig): PlayerPolicy {
 
 /** A client has this long to send its request head. */
 const HEAD_TIMEOUT_MS = 10_000;
-const STREAM_PATH = /^\/live\/([^/]+?)(?:\.(?:mkv|webm))?$/;
 const STREAM_METHODS = 'GET, HEAD, PUT, POST';
 
 type Route =
@@ -403,11 +404,13 @@ export class Edge {
   #routeFor(head: RequestHead): Route {
     const { method, path } = head;
     if (isApiPath(path)) return { kind: 'api', request: apiRequest(head, this.#config.apiToken) };
-    const match = STREAM_PATH.exec(path);
-    if (match) {
+    const name = streamNameOf(path);
+    // Whatever the method: no stream can have this name, to play or to publish.
+    if (name === null && isLivePath(path)) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no stream can be named '${path.slice('/live/'.length)}'`);
+    if (name !== null) {
       if (method === 'PUT' || method === 'POST') return { kind: 'publish' };
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD to play, PUT or POST to publish', { Allow: STREAM_METHODS });
-      return { kind: 'play', stream: this.#stream(match[1]!) };
+      return { kind: 'play', stream: this.#stream(name) };
     }
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
     if (path === '/stats') return { kind: 'stats' };

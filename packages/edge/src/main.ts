@@ -16,6 +16,7 @@ import {
   type EdgeQuery,
   type EdgeToMaster,
   type MasterToEdge,
+  bufferOf,
 } from '@mkvcast/shared';
 import { Edge } from './edge.js';
 import { edgeRegistry } from './metrics.js';
@@ -68,11 +69,11 @@ function main(): void {
     },
     handBack(socket, received, tried) {
       if (!process.connected) return socket.destroy();
-      process.send!({ type: 'full', received: received.toString('latin1'), tried }, socket, { keepOpen: false }, gone(socket));
+      process.send!({ type: 'full', received, tried }, socket, { keepOpen: false }, gone(socket));
     },
     publish(socket, received) {
       if (!process.connected) return socket.destroy();
-      process.send!({ type: 'publish', received: received.toString('latin1') }, socket, { keepOpen: false }, gone(socket));
+      process.send!({ type: 'publish', received }, socket, { keepOpen: false }, gone(socket));
     },
     query(query) {
       return queries.ask(`the master (${query.kind})`, (id) => {
@@ -101,7 +102,7 @@ function main(): void {
     switch (message.type) {
       case 'conn':
         if (handle) {
-          const received = message.received === undefined ? undefined : Buffer.from(message.received, 'latin1');
+          const received = message.received === undefined ? undefined : bufferOf(message.received);
           edge.accept(handle, { received, tried: message.tried ?? [] });
         }
         return;

@@ -88,6 +88,8 @@ export class Child<In extends { type: string }, Out extends { type: string }> ex
       env: { ...process.env, [CHILD_CONFIG_ENV]: JSON.stringify(config()) },
       execArgv: [...process.execArgv, ...(this.#options.execArgv ?? [])],
       stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit', 'ipc'],
+      // Structured clone, not JSON: the bytes read from a handed-off connection cross as bytes.
+      serialization: 'advanced',
     });
     this.#process = child;
     child.on('message', (message: In | Lifecycle, handle: Socket | undefined) => {

@@ -4,13 +4,11 @@ import { networkInterfaces } from 'node:os';
 import { basename, delimiter, dirname, extname, join, resolve } from 'node:path';
 import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, stderrSink, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared';
+import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, isStreamName, stderrSink, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared';
 import { ConfigError, numberProblem, readConfigFile, type ConfigFile, type NumberRule, type StreamSection } from './configFile.js';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
 import { hooksConfig, jwtConfig, type AccessArgs } from './access.js';
 import { StatusLine } from './statusLine.js';
-
-const NAME = /^[A-Za-z0-9._~-]{1,128}$/;
 
 /**
  * Every option, as yargs takes it. The config file's keys come from this table
@@ -197,7 +195,7 @@ function parseInput(arg: string, nameOption: string | undefined, single: boolean
 
 function inputConfig(arg: string, args: { name?: string; loop: boolean; realtime?: boolean }, single: boolean): InputConfig {
   const { name, path } = parseInput(arg, args.name, single);
-  if (!NAME.test(name)) {
+  if (!isStreamName(name)) {
     const what = args.name === name ? '--name' : 'stream name';
     throw new UsageError(`${what} '${name}' may use only letters, digits and . _ ~ -`);
   }

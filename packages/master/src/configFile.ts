@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Node, type Pair } from 'yaml';
-import { MkvcastError, describeError } from '@mkvcast/shared';
+import { MkvcastError, describeError, isStreamName } from '@mkvcast/shared';
 
 /**
  * The config file (`--config mkvcast.yaml`): every command-line option as a
@@ -143,8 +143,6 @@ export function suggest(key: string, known: Iterable<string>): string | null {
   return best !== null && bestDistance <= Math.max(1, Math.floor(key.length / 3)) ? best : null;
 }
 
-const STREAM_NAME = /^[A-Za-z0-9._~-]{1,128}$/;
-
 /**
  * Reads and checks a config file against the option table. Throws a
  * ConfigError whose message is one line: `file:line: key problem`.
@@ -232,7 +230,7 @@ function streamSections(pair: Pair<Node, Node | null>, at: (node: Node | null | 
   const sections: StreamSection[] = [];
   for (const entry of (pair.value as { items: Pair<Node, Node | null>[] }).items) {
     const name = String(isScalar(entry.key) ? entry.key.value : entry.key);
-    if (!STREAM_NAME.test(name)) fail(entry.key, `stream name '${name}' may use only letters, digits and . _ ~ -`);
+    if (!isStreamName(name)) fail(entry.key, `stream name '${name}' may use only letters, digits and . _ ~ -`);
     if (!isMap(entry.value)) fail(entry.key, `streams.${name} must be a map (${name}: { input: … })`);
     const section: StreamSection = { name, where: at(entry.key) };
     for (const inner of (entry.value as { items: Pair<Node, Node | null>[] }).items) {

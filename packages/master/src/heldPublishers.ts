@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 
 interface Held {
   socket: Socket;
-  received: string;
+  received: Buffer;
   timer: NodeJS.Timeout;
 }
 
@@ -25,7 +25,7 @@ export class HeldPublishers {
     this.#refuse = refuse;
   }
 
-  hold(socket: Socket, received: string): void {
+  hold(socket: Socket, received: Buffer): void {
     if (this.#held.size >= this.#max) {
       this.#refuse(socket);
       return;
@@ -42,7 +42,7 @@ export class HeldPublishers {
   }
 
   /** The source is ready: every held publisher goes to it. */
-  release(pass: (socket: Socket, received: string) => void): void {
+  release(pass: (socket: Socket, received: Buffer) => void): void {
     for (const held of this.#held) {
       clearTimeout(held.timer);
       pass(held.socket, held.received);

@@ -2,16 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { LISTEN_BACKLOG, MkvcastError } from '@mkvcast/shared';
-
-/** The part of libuv's TCP handle the master uses. */
-export interface TcpHandle {
-  getsockname(out: { address?: string; port?: number; family?: string }): number;
-  close(): void;
-}
-
-// Node's own cluster module makes shared listening handles this way (lib/internal/cluster/shared_handle.js).
-type CreateServerHandle = (address: string, port: number, addressType: number, fd?: number, flags?: number) => TcpHandle | number;
+import { LISTEN_BACKLOG, MkvcastError, createServerHandle, type TcpHandle } from '@mkvcast/shared';
 
 /**
  * A bound TCP socket that the master owns and never accepts on: each edge
@@ -23,8 +14,7 @@ type CreateServerHandle = (address: string, port: number, addressType: number, f
 export async function bindPublicSocket(host: string, port: number): Promise<{ handle: TcpHandle; address: net.AddressInfo }> {
   const address = net.isIP(host) ? host : (await lookup(host)).address;
   const family = net.isIPv6(address) ? 6 : 4;
-  const create = (net as unknown as { _createServerHandle: CreateServerHandle })._createServerHandle;
-  const handle = create(address, port, family, undefined, 0);
+  const handle = createServerHandle(address, port, family);
   const fail = (code: number): never => {
     const name = getSystemErrorName(code);
     const why = name === 'EADDRINUSE' ? 'address already in use' : name === 'EACCES' ? 'permission denied' : name;

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { HttpError, LatencyHistogram, MkvcastError, describeError, errorResponse, stopReading } from '@mkvcast/shared';
+import { HttpError, LatencyHistogram, MkvcastError, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared';
 import type {
   CheckpointMessage,
   ErrorCode,
@@ -32,7 +32,7 @@ import { diffOptions, type ReloadResult } from './reload.js';
 
 export type { ReloadResult } from './reload.js';
 import { HeldPublishers } from './heldPublishers.js';
-import { bindPublicSocket, listenBacklog, type TcpHandle } from './listenHandle.js';
+import { bindPublicSocket, listenBacklog } from './listenHandle.js';
 import { StreamStatsTracker } from './streamStats.js';
 
 export interface MasterOptions {
@@ -189,6 +189,8 @@ export class Master {
    * with a StartError when a child fails to start again and again.
    */
   async start(): Promise<AddressInfo> {
+    // A Node without the internals the hand-offs use fails here, in one line, not at the first player.
+    checkNodeInternals();
     // Bind first: a taken port fails before any child is forked.
     const { handle, address } = await bindPublicSocket(this.#options.host, this.#options.port);
     this.#listener = handle;
@@ -452,7 +454,7 @@ export class Master {
           if (!handle) return;
           // Node starts reading a socket it receives; stop at once and pass on what it read.
           const read = stopReading(handle);
-          const received = Buffer.concat([Buffer.from(message.received, 'latin1'), ...read]).toString('latin1');
+          const received = Buffer.concat([bufferOf(message.received), ...read]);
           if (message.type === 'publish') {
             // Uploads go to the source, which ingests them.
             return this.#toSource(handle, received);
@@ -482,7 +484,7 @@ export class Master {
   }
 
   /** An upload for the source; held while it restarts. */
-  #toSource(socket: Socket, received: string): void {
+  #toSource(socket: Socket, received: Buffer): void {
     if (!this.#source.send({ type: 'publish', received }, socket)) this.#heldPublishers.hold(socket, received);
   }
 

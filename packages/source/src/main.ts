@@ -14,6 +14,7 @@ import {
   type SourceQuery,
   type SourceToMaster,
   type MasterToSource,
+  bufferOf,
 } from '@mkvcast/shared';
 import type { Socket } from 'node:net';
 import { Hub } from './hub.js';
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
         started = true;
         return;
       case 'publish':
-        if (handle) source.publish(handle, Buffer.from(message.received, 'latin1'));
+        if (handle) source.publish(handle, bufferOf(message.received));
         return;
       case 'query':
         return void answerQuery(message.id, () => answer(message.query), send);

@@ -10,6 +10,7 @@ import {
   hookClient,
   jwtEnabled,
   simpleResponse,
+  streamNameOf,
   tokenOf,
   tokenVerifier,
   type HookClient,
@@ -26,7 +27,6 @@ import { bodyStream } from './inputs/chunked.js';
 import { InputStalledError } from './inputs/errors.js';
 import { PublishSource } from './publishSource.js';
 
-const STREAM_PATH = /^\/live\/([A-Za-z0-9._~-]{1,128}?)(?:\.(?:mkv|webm))?$/;
 const HEAD_TIMEOUT_MS = 10_000;
 
 export interface PublishOptions {
@@ -143,7 +143,7 @@ export class PublishRouter {
 
   /** `early`: bytes of the connection read by the edge and the master before it came here. */
   async #publish(socket: Socket, head: RequestHead, rest: Buffer, early: number): Promise<void> {
-    const name = STREAM_PATH.exec(head.path)?.[1];
+    const name = streamNameOf(head.path);
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
     refuseUnstreamable(head);
     const paced = realtimeAsked(head);

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { stopHandleReading } from '../nodeInternals.js';
 
 /**
  * Stops reading a socket for good (it is about to move to another process)
@@ -12,10 +13,6 @@ import type { Socket } from 'node:net';
 export function stopReading(socket: Socket): Buffer[] {
   const buffered: Buffer[] = [];
   for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
-  const handle = (socket as unknown as { _handle?: { reading: boolean; readStop(): number } })._handle;
-  if (handle) {
-    handle.reading = false;
-    handle.readStop();
-  }
+  stopHandleReading(socket);
   return buffered;
 }

@@ -5,7 +5,8 @@ import type { AnswerMessage, ApiQuery, EdgeQuery, QueryMessage, SourceQuery } fr
 
 /**
  * Control messages between the master and its children, over the IPC channel
- * that fork() opens (JSON; sockets travel beside them as handles).
+ * that fork() opens (Node's 'advanced' serialization, so bytes cross as
+ * bytes; sockets travel beside them as handles).
  */
 
 export interface ReadyMessage {
@@ -113,18 +114,18 @@ export interface StreamDoneMessage {
 /**
  * Master → edge: a public connection to serve (the socket rides as the
  * handle). When another edge was full, `received` holds the bytes it already
- * read (latin1) and `tried` the edges that turned it away.
+ * read and `tried` the edges that turned it away.
  */
 export interface ConnectionMessage {
   type: 'conn';
-  received?: string;
+  received?: Uint8Array;
   tried?: number[];
 }
 
 /** Edge → master: full; the connection (riding as the handle) should go to another edge. */
 export interface HandBackMessage {
   type: 'full';
-  received: string;
+  received: Uint8Array;
   tried: number[];
 }
 
@@ -220,7 +221,7 @@ export interface StartMessage {
 /** Master → source (and edge → master): a publisher's connection riding as the handle, with the bytes read so far. */
 export interface PublishMessage {
   type: 'publish';
-  received: string;
+  received: Uint8Array;
 }
 
 /**
@@ -274,3 +275,8 @@ export type MasterToEdge =
   | AnswerMessage
   | ConfigureMessage<EdgeConfig>
   | RetireMessage;
+
+/** Bytes that crossed the IPC channel (a Uint8Array there) as a Buffer, without a copy. */
+export function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

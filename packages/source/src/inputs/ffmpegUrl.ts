@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import { InputError, UsageError } from '@mkvcast/shared';
 import { InputStalledError } from './errors.js';
 import type { Session, SessionSource } from './session.js';
+import { sleepUnlessClosed } from './sleep.js';
 
 /** Schemes only ffmpeg reads: such an input is remuxed by a spawned ffmpeg. */
 export const FFMPEG_URL = /^(rtsps?|rtmp[st]?e?|rtmpts|srt|udp|rtp):\/\//i;
@@ -215,28 +216,9 @@ export class FfmpegUrlSource implements SessionSource {
   }
 
   #sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.#wakers.delete(onClose);
-      };
-      const timer = setTimeout(() => {
-        finish();
-        resolve(true);
-      }, ms);
-      const onAbort = (): void => {
-        finish();
-        reject(signal.reason);
-      };
-      const onClose = (): void => {
-        finish();
-        resolve(false);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#wakers.add(onClose);
-    });
+    return sleepUnlessClosed(ms, signal, this.#wakers);
   }
+
 }
 
 /** A URL for the logs: a password or an SRT passphrase stays out of them. */

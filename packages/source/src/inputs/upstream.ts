@@ -5,6 +5,7 @@ import { UsageError, describeError } from '@mkvcast/shared';
 import { InputStalledError, UpstreamError } from './errors.js';
 import type { Session, SessionSource } from './session.js';
 import { guardStall } from './stall.js';
+import { sleepUnlessClosed } from './sleep.js';
 
 export interface UpstreamOptions {
   /** First wait after every URL failed; also the wait after a session that delivered nothing. */
@@ -190,28 +191,9 @@ export class UpstreamSource implements SessionSource {
   }
 
   #sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        this.#wakers.delete(onClose);
-      };
-      const timer = setTimeout(() => {
-        finish();
-        resolve(true);
-      }, ms);
-      const onAbort = (): void => {
-        finish();
-        reject(signal.reason);
-      };
-      const onClose = (): void => {
-        finish();
-        resolve(false);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#wakers.add(onClose);
-    });
+    return sleepUnlessClosed(ms, signal, this.#wakers);
   }
+
 }
 
 /** Resolves a Location against the URL that sent it; only http(s) targets are followed. */

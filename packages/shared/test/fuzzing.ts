@@ -220,3 +220,19 @@ export function readVint(buf: Uint8Array, pos: number, keepMarker: boolean): { v
   }
   return { value, length, allOnes };
 }
+
+/** Hand-built bytes the byte-level tests share. EBML header, DocType "webm": 20 bytes. */
+export const EBML_WEBM: number[] = [
+  0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
+  0x8f, //                   size 15
+  0x42, 0x86, 0x81, 0x01, // EBMLVersion, size 1, = 1
+  0x42, 0x82, 0x84, //       DocType, size 4
+  0x77, 0x65, 0x62, 0x6d, // "webm"
+  0x42, 0x87, 0x81, 0x02, // DocTypeVersion, size 1, = 2
+];
+
+/** Segment of unknown size: 12 bytes. */
+export const SEGMENT_UNKNOWN: number[] = [
+  0x18, 0x53, 0x80, 0x67, // Segment ID
+  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size: 8-byte all ones = unknown
+];

@@ -3,18 +3,9 @@ import assert from 'node:assert/strict';
 import { MatroskaScanner, type ScanEvent, type ScannerOptions } from '../src/ebml/scanner.js';
 import { CorruptStreamError, ElementTooLargeError, TruncatedStreamError } from '../src/errors.js';
 import { MKV_ID } from '../src/ebml/ids.js';
+import { EBML_WEBM, SEGMENT_UNKNOWN } from './fuzzing.js';
 
 // ---- hand-built fixtures: every byte commented --------------------------------
-
-/** EBML header, DocType "webm": 20 bytes. */
-const EBML_WEBM = [
-  0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
-  0x8f, //                   size 15
-  0x42, 0x86, 0x81, 0x01, // EBMLVersion, size 1, = 1
-  0x42, 0x82, 0x84, //       DocType, size 4
-  0x77, 0x65, 0x62, 0x6d, // "webm"
-  0x42, 0x87, 0x81, 0x02, // DocTypeVersion, size 1, = 2
-];
 
 /** EBML header, DocType "matroska": 24 bytes. */
 const EBML_MATROSKA = [
@@ -24,12 +15,6 @@ const EBML_MATROSKA = [
   0x42, 0x82, 0x88, //       DocType, size 8
   0x6d, 0x61, 0x74, 0x72, 0x6f, 0x73, 0x6b, 0x61, // "matroska"
   0x42, 0x87, 0x81, 0x04, // DocTypeVersion, size 1, = 4
-];
-
-/** Segment of unknown size: 12 bytes. */
-const SEGMENT_UNKNOWN = [
-  0x18, 0x53, 0x80, 0x67, // Segment ID
-  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size: 8-byte all ones = unknown
 ];
 
 /** SeekHead, to be skipped: 14 bytes. */

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { Logger, type CheckpointMessage, type StreamCheckpoint } from '@mkvcast/shared';
-import { readVint } from '@mkvcast/shared/testing';
+import { EBML_WEBM, SEGMENT_UNKNOWN, readVint } from '@mkvcast/shared/testing';
 import type { Hub } from '../src/hub.js';
 import { StreamIngest } from '../src/ingest.js';
 import { InlineHeaderBuilder } from '../src/headerDecode.js';
@@ -15,22 +15,6 @@ import type { LiveHeader } from '../src/header.js';
 import type { SessionSource } from '../src/inputs/session.js';
 
 // ------------------------------------------------------------------ fixtures: every byte commented
-
-/** EBML header, DocType "webm": 20 bytes. */
-const EBML_WEBM = [
-  0x1a, 0x45, 0xdf, 0xa3, // EBML header ID
-  0x8f, //                   size 15
-  0x42, 0x86, 0x81, 0x01, // EBMLVersion, size 1, = 1
-  0x42, 0x82, 0x84, //       DocType, size 4
-  0x77, 0x65, 0x62, 0x6d, // "webm"
-  0x42, 0x87, 0x81, 0x02, // DocTypeVersion, size 1, = 2
-];
-
-/** Segment of unknown size: 12 bytes. */
-const SEGMENT = [
-  0x18, 0x53, 0x80, 0x67, // Segment ID
-  0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // size unknown
-];
 
 /** Info, TimestampScale 1 ms: 12 bytes. */
 const INFO = [
@@ -64,7 +48,7 @@ const TRACKS_AUDIO = [
   0x86, 0x86, 0x41, 0x5f, 0x4f, 0x50, 0x55, 0x53, // CodecID "A_OPUS"
 ];
 
-const HEAD_AV = [...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_AV];
+const HEAD_AV = [...EBML_WEBM, ...SEGMENT_UNKNOWN, ...INFO, ...TRACKS_AV];
 
 /** Cluster ID and unknown size, then Timestamp (2 bytes). */
 function clusterHead(timestamp: number): number[] {
@@ -399,7 +383,7 @@ test('random chunkings, down to 1 byte, give valid pieces', async () => {
 test('audio only: every piece is a start point, and one chunk is cut about every second', async () => {
   const cluster = [...clusterHead(0)];
   for (let i = 0; i < 30; i++) cluster.push(...simple(1, i * 100, 0x80, i)); // a frame every 100 ms
-  const head = [...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_AUDIO];
+  const head = [...EBML_WEBM, ...SEGMENT_UNKNOWN, ...INFO, ...TRACKS_AUDIO];
   const input = Buffer.from([...head, ...cluster]);
   const run = await ingest([input]);
   assertPieces(run, input, head.length, 0);
@@ -474,7 +458,7 @@ function loopPass(): Buffer {
   for (let t = 0; t <= 200; t += 20) blocks.push([t, simple(2, t, 0x80, t)]);
   blocks.sort((a, b) => a[0] - b[0]);
   const cluster = [...clusterHead(0), ...blocks.flatMap(([, block]) => block)];
-  return Buffer.from([...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_DEFAULT, ...cluster]);
+  return Buffer.from([...EBML_WEBM, ...SEGMENT_UNKNOWN, ...INFO, ...TRACKS_DEFAULT, ...cluster]);
 }
 
 /** Every block's output time per track, from what was published. */
@@ -512,7 +496,7 @@ test('a pass with the Info and Tracks of the pass before is not decoded again', 
     close: async () => undefined,
   };
   const pass = loopPass();
-  const other = Buffer.from([...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_AV, ...CLUSTER_A]); // other Tracks
+  const other = Buffer.from([...EBML_WEBM, ...SEGMENT_UNKNOWN, ...INFO, ...TRACKS_AV, ...CLUSTER_A]); // other Tracks
   const run = await ingest([], undefined, [[pass], [pass], [other], [pass]], counting);
   assert.equal(decoded, 3, 'the first pass, and each pass whose Tracks changed');
   assert.equal(run.headers.length, 4);
@@ -536,7 +520,7 @@ test('a BlockDuration (BlockGroup) and a laced block\'s frames count in where a 
     0x01, 0x01, //                              the first two frames' sizes: 1 byte each
     0x21, 0x22, 0x23, //                        the three frames
   ];
-  const pass = Buffer.from([...EBML_WEBM, ...SEGMENT, ...INFO, ...TRACKS_DEFAULT, ...cluster]);
+  const pass = Buffer.from([...EBML_WEBM, ...SEGMENT_UNKNOWN, ...INFO, ...TRACKS_DEFAULT, ...cluster]);
   const t = times(await ingest([], undefined, [[pass], [pass]]));
   assert.deepEqual(t.get(1), [0, 40, 140, 260, 300, 400]);
 });

@@ -275,5 +275,5 @@ describe('inputs read through ffmpeg: listeners for encoders, pulled URLs', () =
     }
   });
 
-  it('an RTSP camera', { skip: 'no RTSP server can be started cheaply here (ffmpeg does not serve RTSP; gst-rtsp-server has no CLI)' }, () => {});
+  // An RTSP camera (GStreamer's RTSP server, from Python): test/upl2-rtsp.test.ts.
 });

@@ -11,6 +11,8 @@ import {
   HttpError,
   MkvcastError,
   RequestHeadReader,
+  handedHead,
+  type HandedHead,
   type RequestHead,
   LatencyHistogram,
   type EdgeConfig,
@@ -62,8 +64,8 @@ export interface EdgeEvents {
    * edge, with the bytes already read from it and the edges already tried.
    */
   handBack(socket: Socket, received: Buffer, tried: number[]): void;
-  /** A publisher's upload: pass the connection to the source, with the bytes read. */
-  publish(socket: Socket, received: Buffer): void;
+  /** A publisher's upload: pass the connection to the source, with its parsed head and the body bytes read. */
+  publish(socket: Socket, head: HandedHead, body: Buffer): void;
   /** A Control API request (or /metrics): the master gathers the answer from every process. */
   query?(query: ApiQuery): Promise<unknown>;
 }
@@ -74,6 +76,8 @@ interface Request {
   head: RequestHead;
   /** Every byte read from the socket so far. */
   received: Buffer;
+  /** The bytes of it after the head: the start of a body. */
+  rest: Buffer;
   /** Edges that already turned this connection away. */
   tried: number[];
   /** The master handed it over (it is not to go back). */
@@ -302,7 +306,7 @@ export class Edge {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
-      this.#route({ socket, head: parsed.head, received: reader.received, tried, handedOver: handoff !== undefined });
+      this.#route({ socket, head: parsed.head, received: reader.received, rest: parsed.rest, tried, handedOver: handoff !== undefined });
     };
     socket.on('data', onData);
     if (received) onData(received);
@@ -364,8 +368,10 @@ export class Edge {
         case 'list':
           return this.#send(socket, 200, JSON.stringify(this.#listing()), 'application/json', {}, head.method !== 'HEAD');
         case 'publish': {
-          // The source ingests uploads: the master passes the connection on, with every byte read.
-          return this.#events.publish(socket, Buffer.concat([request.received, ...stopReading(socket)]));
+          // The source ingests uploads: the master passes the connection on, with the head
+          // parsed here (the source never reads it again) and every body byte read so far.
+          const head = handedHead(request.head, request.received.length - request.rest.length);
+          return this.#events.publish(socket, head, Buffer.concat([request.rest, ...stopReading(socket)]));
         }
         case 'api':
           return void this.#api(socket, head, route.request);

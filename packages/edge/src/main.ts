@@ -71,9 +71,9 @@ function main(): void {
       if (!process.connected) return socket.destroy();
       process.send!({ type: 'full', received, tried }, socket, { keepOpen: false }, gone(socket));
     },
-    publish(socket, received) {
+    publish(socket, head, body) {
       if (!process.connected) return socket.destroy();
-      process.send!({ type: 'publish', received }, socket, { keepOpen: false }, gone(socket));
+      process.send!({ type: 'publish', head, body } satisfies EdgeToMaster, socket, { keepOpen: false }, gone(socket));
     },
     query(query) {
       return queries.ask(`the master (${query.kind})`, (id) => {

@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net';
 
-interface Held {
+interface Held<Upload> {
   socket: Socket;
-  received: Buffer;
+  upload: Upload;
   timer: NodeJS.Timeout;
 }
 
@@ -12,11 +12,11 @@ interface Held {
  * the crash cut off usually comes straight back; a 503 then would make it
  * give up (ffmpeg does), and its players would lose it after --grace.
  */
-export class HeldPublishers {
+export class HeldPublishers<Upload> {
   readonly #max: number;
   readonly #waitMs: number;
   readonly #refuse: (socket: Socket) => void;
-  readonly #held = new Set<Held>();
+  readonly #held = new Set<Held<Upload>>();
 
   /** `refuse` answers a publisher that cannot be held, or waited too long. */
   constructor(max: number, waitMs: number, refuse: (socket: Socket) => void) {
@@ -25,14 +25,15 @@ export class HeldPublishers {
     this.#refuse = refuse;
   }
 
-  hold(socket: Socket, received: Buffer): void {
+  /** `upload`: what goes to the source with the socket (its request head, the body bytes read). */
+  hold(socket: Socket, upload: Upload): void {
     if (this.#held.size >= this.#max) {
       this.#refuse(socket);
       return;
     }
-    const held: Held = {
+    const held: Held<Upload> = {
       socket,
-      received,
+      upload,
       timer: setTimeout(() => {
         this.#held.delete(held);
         this.#refuse(socket);
@@ -42,10 +43,10 @@ export class HeldPublishers {
   }
 
   /** The source is ready: every held publisher goes to it. */
-  release(pass: (socket: Socket, received: Buffer) => void): void {
+  release(pass: (socket: Socket, upload: Upload) => void): void {
     for (const held of this.#held) {
       clearTimeout(held.timer);
-      pass(held.socket, held.received);
+      pass(held.socket, held.upload);
     }
     this.#held.clear();
   }

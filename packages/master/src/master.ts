@@ -20,6 +20,7 @@ import type {
   LogLevel,
   MasterToEdge,
   MasterToSource,
+  PublishMessage,
   ServerStats,
   SourceConfig,
   SourceStats,
@@ -139,7 +140,7 @@ export class Master {
   /** Rejects when a child cannot start; start() races it. */
   readonly #failed: Promise<never>;
   #fail!: (err: StartError) => void;
-  readonly #heldPublishers = new HeldPublishers(HELD_PUBLISHERS, HELD_PUBLISHER_MS, (socket) => this.#unavailable(socket));
+  readonly #heldPublishers = new HeldPublishers<PublishMessage>(HELD_PUBLISHERS, HELD_PUBLISHER_MS, (socket) => this.#unavailable(socket));
   /** Connections answered 503 here, for the metrics. */
   #unavailableCount = 0;
   readonly #api: ControlApi;
@@ -389,7 +390,7 @@ export class Master {
     // A restarted source starts reading at once; the first start waits for the port.
     child.on('ready', () => {
       if (this.#started) child.send({ type: 'start' });
-      this.#heldPublishers.release((socket, received) => this.#toSource(socket, received));
+      this.#heldPublishers.release((socket, upload) => this.#toSource(socket, upload));
     });
     return child;
   }
@@ -454,11 +455,12 @@ export class Master {
           if (!handle) return;
           // Node starts reading a socket it receives; stop at once and pass on what it read.
           const read = stopReading(handle);
-          const received = Buffer.concat([bufferOf(message.received), ...read]);
           if (message.type === 'publish') {
-            // Uploads go to the source, which ingests them.
-            return this.#toSource(handle, received);
+            // Uploads go to the source, which ingests them: the edge's head, the body bytes in order.
+            const body = read.length === 0 ? message.body : Buffer.concat([bufferOf(message.body), ...read]);
+            return this.#toSource(handle, { type: 'publish', head: message.head, body });
           }
+          const received = Buffer.concat([bufferOf(message.received), ...read]);
           // Full until it reports again: count it as such.
           slot.players = Math.max(slot.players, this.#options.clientsPerEdge);
           return this.#dispatch(handle, { ...message, received });
@@ -484,8 +486,8 @@ export class Master {
   }
 
   /** An upload for the source; held while it restarts. */
-  #toSource(socket: Socket, received: Buffer): void {
-    if (!this.#source.send({ type: 'publish', received }, socket)) this.#heldPublishers.hold(socket, received);
+  #toSource(socket: Socket, upload: PublishMessage): void {
+    if (!this.#source.send(upload, socket)) this.#heldPublishers.hold(socket, upload);
   }
 
   /**

@@ -13,6 +13,7 @@ export * from './ebml/scanner.js';
 export * from './latency.js';
 export * from './http/errors.js';
 export * from './http/request.js';
+export * from './http/handedHead.js';
 export * from './http/responses.js';
 export * from './http/handoff.js';
 export * from './http/streamPath.js';

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
         started = true;
         return;
       case 'publish':
-        if (handle) source.publish(handle, bufferOf(message.received));
+        if (handle) source.publish(handle, message.head, bufferOf(message.body));
         return;
       case 'query':
         return void answerQuery(message.id, () => answer(message.query), send);

@@ -4,7 +4,6 @@ import {
   HttpError,
   NO_HOOKS,
   NO_JWT,
-  RequestHeadReader,
   describeError,
   errorResponse,
   hookClient,
@@ -21,13 +20,13 @@ import {
   MkvcastError,
   type Logger,
   RefusalLog,
+  receivedHead,
+  type HandedHead,
   type RequestHead,
 } from '@mkvcast/shared';
 import { bodyStream } from './inputs/chunked.js';
 import { InputStalledError } from './inputs/errors.js';
 import { PublishSource } from './publishSource.js';
-
-const HEAD_TIMEOUT_MS = 10_000;
 
 export interface PublishOptions {
   /** Required as the Basic-auth password or `?key=`; null: anyone may publish. */
@@ -55,8 +54,8 @@ export type StartPublished = (name: string, source: PublishSource) => void;
  * Publishing over HTTP (PUT or POST /live/<name>, as Icecast sources and
  * curl do): checks the key, refuses a second publisher on a live name (409),
  * creates streams on the fly and hands each upload's body to its stream as a
- * session. The connection comes from an edge via the master, with the bytes
- * the edge already read.
+ * session. The connection comes from an edge via the master, with the
+ * request head the edge parsed and the body bytes read before it came here.
  */
 export class PublishRouter {
   #options: PublishOptions;
@@ -91,35 +90,30 @@ export class PublishRouter {
     this.#refusals = new RefusalLog(log);
   }
 
-  accept(socket: Socket, received: Buffer): void {
+  /**
+   * `handed`: the request head as the edge parsed it, checked here again as
+   * untrusted input; `body`: the bytes after it that the edge and the master
+   * read, in order. The socket's own bytes follow them.
+   */
+  accept(socket: Socket, handed: HandedHead, body: Buffer): void {
     // The body may end with the connection's FIN; the answer still has to go out after it.
     socket.allowHalfOpen = true;
     socket.on('error', () => undefined);
-    const reader = new RequestHeadReader();
-    const timer = setTimeout(() => socket.destroy(), HEAD_TIMEOUT_MS);
+    // Read when the body is: until then, what arrives waits in the socket.
+    socket.pause();
     let head: RequestHead | undefined;
-    const onData = (chunk: Buffer): void => {
-      try {
-        const parsed = reader.push(chunk);
-        if (!parsed) return;
-        head = parsed.head;
-        clearTimeout(timer);
-        socket.off('data', onData);
-        socket.pause();
-        this.#publish(socket, parsed.head, parsed.rest, received.length).catch((err: unknown) => {
-          this.#count(err);
-          this.#refuse(socket, err, parsed.head);
-        });
-      } catch (err) {
-        clearTimeout(timer);
-        socket.off('data', onData);
-        this.#count(err);
-        this.#refuse(socket, err, head);
-      }
-    };
-    socket.on('data', onData);
-    if (received.length > 0) onData(received);
-    if (!socket.destroyed && socket.listenerCount('data') > 0) socket.resume();
+    try {
+      head = receivedHead(handed);
+    } catch (err) {
+      this.#count(err);
+      this.#refuse(socket, err, undefined);
+      return;
+    }
+    const early = handed.bytes + body.length;
+    this.#publish(socket, head, body, early).catch((err: unknown) => {
+      this.#count(err);
+      this.#refuse(socket, err, head);
+    });
   }
 
   close(): void {
@@ -143,6 +137,8 @@ export class PublishRouter {
 
   /** `early`: bytes of the connection read by the edge and the master before it came here. */
   async #publish(socket: Socket, head: RequestHead, rest: Buffer, early: number): Promise<void> {
+    // The edge sends only these here; checked again, as everything in the head is.
+    if (head.method !== 'PUT' && head.method !== 'POST') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'publish with PUT or POST', { Allow: 'PUT, POST' });
     const name = streamNameOf(head.path);
     if (!name) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `publish to /live/<name>, not ${head.path}`);
     refuseUnstreamable(head);

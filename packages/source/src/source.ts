@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { StreamCutError, describeError, type InputConfig, type SourceStreamInfo, type Logger, type SourceConfig, type SourceToMaster, type StreamCheckpoint } from '@mkvcast/shared';
+import { StreamCutError, describeError, type HandedHead, type InputConfig, type SourceStreamInfo, type Logger, type SourceConfig, type SourceToMaster, type StreamCheckpoint } from '@mkvcast/shared';
 import type { Hub } from './hub.js';
 import { StreamIngest } from './ingest.js';
 import { PooledHeaderBuilder, type HeaderBuilder } from './headerBuilder.js';
@@ -119,9 +119,9 @@ export class Source {
     this.#send({ type: 'ended', stream: name, ok: true });
   }
 
-  /** A publisher's connection, passed on by an edge and the master. */
-  publish(socket: Socket, received: Buffer): void {
-    this.#publish.accept(socket, received);
+  /** A publisher's connection, passed on by an edge and the master with its head and the body bytes read. */
+  publish(socket: Socket, head: HandedHead, body: Buffer): void {
+    this.#publish.accept(socket, head, body);
   }
 
   /** Every live stream, with where it comes from. */

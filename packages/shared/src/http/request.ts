@@ -11,10 +11,13 @@ export interface RequestHead {
   version: '1.0' | '1.1';
   /** Lower-cased names; repeated headers joined with ', '. */
   headers: Map<string, string>;
+  /** The header fields in arrival order, names as sent: what a hand-off to another process carries. */
+  fields: [string, string][];
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n');
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** RFC 9110 §5.6.2: a method or a field name. */
+export const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
  * Collects a request head across reads. push() returns the parsed head once
@@ -50,25 +53,34 @@ export class RequestHeadReader {
 export function parseHead(text: string): RequestHead {
   const lines = text.split('\r\n');
   const [method, target, protocol, extra] = lines[0]!.split(' ');
-  if (!method || !target || !protocol || extra !== undefined || !TOKEN.test(method)) {
+  if (!method || !target || !protocol || extra !== undefined || !HTTP_TOKEN.test(method)) {
     throw new HttpError('MKV_ERR_BAD_REQUEST', 'malformed request line');
   }
   if (protocol !== 'HTTP/1.1' && protocol !== 'HTTP/1.0') {
     if (!protocol.startsWith('HTTP/')) throw new HttpError('MKV_ERR_BAD_REQUEST', 'malformed request line');
     throw new HttpError('MKV_ERR_VERSION_NOT_SUPPORTED', `${protocol} is not supported`);
   }
-  const headers = new Map<string, string>();
+  const fields: [string, string][] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
-    const name = line.slice(0, colon).toLowerCase();
-    if (colon <= 0 || !TOKEN.test(name)) throw new HttpError('MKV_ERR_BAD_REQUEST', 'malformed header field');
-    const value = line.slice(colon + 1).trim();
+    const name = line.slice(0, colon);
+    if (colon <= 0 || !HTTP_TOKEN.test(name)) throw new HttpError('MKV_ERR_BAD_REQUEST', 'malformed header field');
+    fields.push([name, line.slice(colon + 1).trim()]);
+  }
+  const { path, query } = splitTarget(target);
+  return { method, path, query, version: protocol === 'HTTP/1.1' ? '1.1' : '1.0', headers: headerMap(fields), fields };
+}
+
+/** Header fields by lower-cased name, repeated ones joined with ', ' (RFC 9110 §5.3). */
+export function headerMap(fields: readonly (readonly [string, string])[]): Map<string, string> {
+  const headers = new Map<string, string>();
+  for (const [field, value] of fields) {
+    const name = field.toLowerCase();
     const prior = headers.get(name);
     headers.set(name, prior === undefined ? value : `${prior}, ${value}`);
   }
-  const { path, query } = splitTarget(target);
-  return { method, path, query, version: protocol === 'HTTP/1.1' ? '1.1' : '1.0', headers };
+  return headers;
 }
 
 function splitTarget(target: string): { path: string; query: URLSearchParams } {

@@ -1,4 +1,5 @@
 import type { EdgeConfig, InputConfig, SourceConfig } from '../config.js';
+import type { HandedHead } from '../http/handedHead.js';
 import type { LatencySummary } from '../latency.js';
 import type { TrackSummary } from './stream.js';
 import type { AnswerMessage, ApiQuery, EdgeQuery, QueryMessage, SourceQuery } from './api.js';
@@ -218,10 +219,16 @@ export interface StartMessage {
   type: 'start';
 }
 
-/** Master → source (and edge → master): a publisher's connection riding as the handle, with the bytes read so far. */
+/**
+ * Master → source (and edge → master): a publisher's connection riding as the
+ * handle, with its request head as the edge parsed it and the body bytes read
+ * so far (by the edge, then the master), in order. The source never reads the
+ * head again.
+ */
 export interface PublishMessage {
   type: 'publish';
-  received: Uint8Array;
+  head: HandedHead;
+  body: Uint8Array;
 }
 
 /**

@@ -275,5 +275,5 @@ describe('inputs read through ffmpeg: listeners for encoders, pulled URLs', () =
     }
   });
 
-  // An RTSP camera (GStreamer's RTSP server, from Python): test/upl2-rtsp.test.ts.
+  // An RTSP camera (GStreamer's RTSP server, from Python): test/ingest-rtsp.test.ts.
 });

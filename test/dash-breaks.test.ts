@@ -81,14 +81,11 @@ describe('DASH segments across breaks', { timeout: 120_000 }, () => {
     await waitForStats(master, 'a new source pid', (s) => s.pids.source !== null && s.pids.source !== victim && pidAlive(s.pids.source), 10_000);
     await segmentsAfter(lastBefore, 3);
     const listed = await checkListed();
-    // The GOP in progress when the source died is not published: a hole in the timeline right after the last one before.
-    const at = listed.findIndex((s) => s.t === lastBefore);
-    assert.ok(at >= 0 && at + 1 < listed.length, `the window spans the restart: ${JSON.stringify(listed)}`);
-    const [last, next] = [listed[at]!, listed[at + 1]!];
-    assert.ok(next.t > last.t + last.d, `no segment for the GOP cut at the restart: ${last.t}+${last.d}, then ${next.t}`);
-    for (let i = 0; i + 1 < listed.length; i++) {
-      if (i !== at) assert.equal(listed[i]!.t + listed[i]!.d, listed[i + 1]!.t, `no other hole (${listed[i]!.t})`);
-    }
+    // The GOP in progress when the source died is not published: one hole in the timeline, after the
+    // last segment listed before the kill (a GOP may have been published between that look and the kill).
+    const holes = listed.filter((s, i) => i + 1 < listed.length && s.t + s.d !== listed[i + 1]!.t);
+    assert.equal(holes.length, 1, `one hole in the timeline: ${JSON.stringify(listed)}`);
+    assert.ok(holes[0]!.t >= lastBefore, `the hole is after the last segment before the kill (${lastBefore}): ${JSON.stringify(listed)}`);
   });
 
   it('an edge SIGKILLed: the restarted edge gives the same bytes for the same t as the other', async () => {

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { durationMs, getManifest, maxAge, must, waitForSegments, type Listed, type Manifest } from './helpers/dash.js';
+import { durationMs, fromEveryEdge, getManifest, maxAge, must, waitForSegments, type Listed, type Manifest } from './helpers/dash.js';
 import { request, stopQuietly, waitFor, type Reply } from './helpers/live.js';
 import { makeClip, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
@@ -158,12 +158,7 @@ describe('WebM DASH (VP8 + Opus)', { timeout: 120_000 }, () => {
 
   it(`both edges give the same bytes and ETag for the same t`, async () => {
     const t = m.segments[m.segments.length - 2]!.t;
-    const byEdge = new Map<string, Reply>();
-    // The kernel spreads connections over the edges' accept calls: ask in parallel until both answered.
-    for (let round = 0; round < 25 && byEdge.size < EDGES; round++) {
-      const replies = await Promise.all(Array.from({ length: 4 }, () => getSegment('cam', t)));
-      for (const r of replies) byEdge.set(String(r.headers['x-mkvcast-edge']), r);
-    }
+    const byEdge = await fromEveryEdge(() => getSegment('cam', t), EDGES);
     assert.deepEqual([...byEdge.keys()].sort(), ['1', '2'], 'both edges answered');
     const [a, b] = [...byEdge.values()];
     assert.ok(a!.body.equals(b!.body), 'byte-identical');

@@ -55,9 +55,14 @@ async function assertWhole(s: Listed, body: Buffer): Promise<void> {
   assert.ok(Math.abs(p.audioPackets - audio) <= 2, `segment ${s.t}+${s.d}: ${p.audioPackets} audio packets of ${audio}`);
 }
 
-/** Every segment a manifest lists, checked whole; returns how many. */
+/** The server's default --buffer, ms: what the window may span. */
+const WINDOW_MS = 10_000;
+
+/** Every segment a manifest lists, checked whole, within the window; returns them. */
 async function checkListed(): Promise<Listed[]> {
   const { segments } = await getManifest(master, 'cam');
+  const [first, last] = [segments[0]!, segments[segments.length - 1]!];
+  assert.ok(last.t + last.d - first.t <= WINDOW_MS, `the listed window spans ${last.t + last.d - first.t} ms, at most --buffer`);
   for (const s of segments) await assertWhole(s, (await getSegment(s.t)).body);
   return segments;
 }

@@ -197,3 +197,27 @@ describe('H.264 Matroska DASH', { timeout: 60_000 }, () => {
     assert.equal(result.firstVideoKey, true);
   });
 });
+
+describe('the DASH window follows --buffer', { timeout: 60_000 }, () => {
+  it('--buffer 3: timeShiftBufferDepth PT3S, and the listed segments span at most 3 s once more has passed', async () => {
+    const clip = await makeClip('webm-vp8-opus', { seconds: 8 });
+    const short = await startMaster([`cam=${clip}`, '--loop', '--buffer', '3']);
+    try {
+      const first = await waitForSegments(short, 'cam', 1);
+      const since = first.segments[0]!.t;
+      // 6 s of media later the window has been trimmed a few times over.
+      const m = await waitFor('segments 6 s after the first', async () => {
+        const now = await getManifest(short, 'cam');
+        return now.segments.some((s) => s.t >= since + 6000) ? now : undefined;
+      }, 30_000, 200);
+      assert.equal(durationMs(m.mpd.attrs.timeShiftBufferDepth), 3000);
+      const [a, z] = [m.segments[0]!, m.segments[m.segments.length - 1]!];
+      assert.ok(z.t + z.d - a.t <= 3000, `listed: ${JSON.stringify(m.segments)}`);
+      assert.ok(a.t > since, 'the oldest segments left the window');
+      const gone = await request(short.url(`/live/cam/${since}.webm`));
+      assert.equal(gone.status, 404, 'a segment out of the window is gone');
+    } finally {
+      await stopQuietly(short);
+    }
+  });
+});

@@ -4,13 +4,15 @@
 // at its own t, init + segments decode with ffmpeg; both edges give the same bytes for the
 // same t; audio-only streams cut 2 s slots; H.264 Matroska still gets a manifest.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { durationMs, fromEveryEdge, getManifest, maxAge, must, waitForSegments, type Listed, type Manifest } from './helpers/dash.js';
 import { request, stopQuietly, waitFor, type Reply } from './helpers/live.js';
-import { makeClip, probe } from './helpers/media.js';
+import { ffmpegPath, makeClip, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 
 const EDGES = 2;
@@ -181,6 +183,15 @@ describe('audio-only WebM DASH', { timeout: 60_000 }, () => {
     const result = await decodes('aud', init, bodies);
     assert.equal(result.errors, '');
     assert.ok(result.audioPackets > 50 * run.length, `${result.audioPackets} packets`);
+  });
+
+  it("ffmpeg's DASH demuxer reads its manifest (one track: one Representation is one stream to it) and decodes 3 s", async () => {
+    const { stdout, stderr } = await promisify(execFile)(ffmpegPath, [
+      '-nostdin', '-v', 'error', '-i', master.url('/live/aud/manifest.mpd'), '-t', '3', '-f', 'framemd5', '-',
+    ], { timeout: 30_000 });
+    assert.equal(stderr, '');
+    const frames = stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+    assert.ok(frames >= 140, `${frames} Opus frames of 20 ms in 3 s`);
   });
 });
 

@@ -5,8 +5,11 @@
 //
 // PSS divides each shared page (the node binary's, above all) among every process that maps it,
 // so it moves with the number of node processes on the machine: the bench counts them at each
-// sample. The private figure does not move that way.
-import { readdirSync, readFileSync } from 'node:fs';
+// sample. The private figure does not move that way; nor does "alone": the server's resident
+// pages counted once each across its processes (PFNs from /proc/PID/pagemap, root only), which
+// is what its PSS would be if no other process shared a page with it (libc's and the node
+// binary's pages included, so an upper bound).
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { sleep, spawnTracked, stopChild, tailOutput, watchStray, killStrays } from './children.js';
@@ -37,6 +40,8 @@ interface IdleRun {
   privateBytes: number;
   /** node processes on the whole machine when sampled (theirs included): PSS's divisor. */
   nodeProcesses: number;
+  /** Distinct resident pages of the server's processes, bytes; null without the right to read PFNs. */
+  aloneBytes: number | null;
 }
 
 function readOrNull(file: string): string | null {
@@ -71,6 +76,60 @@ function memoryOf(pid: number): ProcMemory | null {
   };
 }
 
+const PAGE = 4096;
+/** pagemap entries read at once (8 bytes each). */
+const PAGEMAP_BATCH = 4096;
+
+/**
+ * The physical pages each process has resident (proc(5), /proc/PID/pagemap: bit 63 present,
+ * bits 0–54 the PFN, zero unless the reader has CAP_SYS_ADMIN), added to `pages`. False when
+ * the PFNs cannot be read.
+ */
+function addPages(pid: number, pages: Set<number>): boolean {
+  const smaps = readOrNull(`/proc/${pid}/smaps`);
+  if (smaps === null) return true; // exited in between
+  let fd: number;
+  try {
+    fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  } catch {
+    return false;
+  }
+  const buf = Buffer.alloc(PAGEMAP_BATCH * 8);
+  let sawPfn = false;
+  try {
+    let range: [number, number] | null = null;
+    for (const line of smaps.split('\n')) {
+      const head = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+      if (head !== null) range = [parseInt(head[1]!, 16) / PAGE, parseInt(head[2]!, 16) / PAGE];
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss === null || range === null || rss[1] === '0') continue;
+      for (let page = range[0]; page < range[1]; page += PAGEMAP_BATCH) {
+        const n = Math.min(PAGEMAP_BATCH, range[1] - page);
+        const got = readSync(fd, buf, 0, n * 8, page * 8) / 8;
+        for (let i = 0; i < got; i++) {
+          const hi = buf.readUInt32LE(i * 8 + 4);
+          if ((hi & 0x80000000) === 0) continue;
+          const pfn = (hi & 0x7fffff) * 2 ** 32 + buf.readUInt32LE(i * 8);
+          if (pfn !== 0) sawPfn = true;
+          pages.add(pfn);
+        }
+      }
+      range = null;
+    }
+  } catch {
+    return false; // a range unmapped in between, or no right to read
+  } finally {
+    closeSync(fd);
+  }
+  return sawPfn;
+}
+
+function aloneBytes(pids: number[]): number | null {
+  const pages = new Set<number>();
+  for (const pid of pids) if (!addPages(pid, pages)) return null;
+  return pages.size * PAGE;
+}
+
 function nodeProcesses(): number {
   let n = 0;
   for (const name of readdirSync('/proc')) {
@@ -103,9 +162,13 @@ async function oneRun(o: IdleOptions, name: string, input: string[], run: number
   try {
     await up;
     await sleep(o.settleS * 1000);
-    const processes = descendants(child.pid!).map(memoryOf).filter((p): p is ProcMemory => p !== null);
+    const pids = descendants(child.pid!);
+    const processes = pids.map(memoryOf).filter((p): p is ProcMemory => p !== null);
     const sum = (f: (p: ProcMemory) => number): number => processes.reduce((a, p) => a + f(p), 0);
-    return { case: name, run, processes, pssBytes: sum((p) => p.pssBytes), privateBytes: sum((p) => p.privateBytes), nodeProcesses: nodeProcesses() };
+    return {
+      case: name, run, processes, pssBytes: sum((p) => p.pssBytes), privateBytes: sum((p) => p.privateBytes),
+      nodeProcesses: nodeProcesses(), aloneBytes: aloneBytes(pids),
+    };
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- mkvcast output ---\n${tail()}`);
   } finally {
@@ -146,7 +209,7 @@ export async function runIdleBench(o: IdleOptions): Promise<number> {
     [`one looped input, no players`, [o.input ?? DEMO_CLIP, '--loop', '--name', 'idle']],
   ];
   let text = '';
-  const summary: Record<string, { pssMiB: number; privateMiB: number; runs: number }> = {};
+  const summary: Record<string, { pssMiB: number; privateMiB: number; aloneMiB: number | null; runs: number }> = {};
   for (const [name, input] of cases) {
     const runs: IdleRun[] = [];
     for (let i = 0; i < o.runs; i++) {
@@ -156,8 +219,14 @@ export async function runIdleBench(o: IdleOptions): Promise<number> {
       process.stdout.write(`${JSON.stringify({ type: 'idle-run', ...r })}\n`);
     }
     const nodes = runs.map((r) => r.nodeProcesses);
+    const alone = runs.map((r) => r.aloneBytes).filter((b): b is number => b !== null);
+    const aloneMiB = alone.length === runs.length ? Number(mib(median(alone))) : null;
     text += `\n${name} (master --edges ${o.edges}, ${o.settleS} s after "listening", ${o.runs} runs; node processes on the machine: ${Math.min(...nodes)}–${Math.max(...nodes)})\n${table(runs)}\n`;
-    summary[name] = { pssMiB: Number(mib(median(runs.map((r) => r.pssBytes)))), privateMiB: Number(mib(median(runs.map((r) => r.privateBytes)))), runs: runs.length };
+    text += aloneMiB === null ? 'alone: not measured (reading PFNs from /proc/PID/pagemap needs root)\n'
+      : `alone (resident pages counted once, as PSS would be with no other process): ${aloneMiB} MiB median [${mib(Math.min(...alone))}–${mib(Math.max(...alone))}]\n`;
+    summary[name] = {
+      pssMiB: Number(mib(median(runs.map((r) => r.pssBytes)))), privateMiB: Number(mib(median(runs.map((r) => r.privateBytes)))), aloneMiB, runs: runs.length,
+    };
   }
   process.stdout.write(`${text}\n${JSON.stringify({ type: 'summary', mode: 'idle', cases: summary })}\n`);
   return 0;

@@ -25,11 +25,17 @@ describe('bench --idle', () => {
       assert.deepEqual(processes.map((p) => p.role).sort(), ['edge', 'edge', 'master', 'source'], `${String(run['case'])}: ${stdout}`);
       for (const p of processes) assert.ok(p.pssBytes > 0 && p.privateBytes > 0 && p.privateBytes <= p.pssBytes, JSON.stringify(p));
       assert.equal(run['pssBytes'], processes.reduce((a, p) => a + p.pssBytes, 0));
+      // Pages counted once lie between the private sum and the RSS sum; null when PFNs cannot be read (not root).
+      const alone = run['aloneBytes'] as number | null;
+      if (alone !== null) assert.ok(alone >= (run['privateBytes'] as number), `alone ${alone} < private ${String(run['privateBytes'])}`);
     }
     const summary = json.at(-1)!;
     assert.equal(summary['mode'], 'idle');
-    const cases = summary['cases'] as Record<string, { pssMiB: number; privateMiB: number; runs: number }>;
+    const cases = summary['cases'] as Record<string, { pssMiB: number; privateMiB: number; aloneMiB: number | null; runs: number }>;
     assert.deepEqual(Object.keys(cases), CASES);
-    for (const c of Object.values(cases)) assert.ok(c.pssMiB > 0 && c.privateMiB > 0 && c.runs === 1, JSON.stringify(c));
+    for (const c of Object.values(cases)) {
+      assert.ok(c.pssMiB > 0 && c.privateMiB > 0 && c.runs === 1, JSON.stringify(c));
+      assert.ok(c.aloneMiB === null || c.aloneMiB >= c.privateMiB, JSON.stringify(c));
+    }
   });
 });

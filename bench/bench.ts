@@ -3,6 +3,7 @@
 // flash crowd from the load generator, and report delivery, CPU, memory and time to first byte
 // side by side. `npm run bench -- --ingest` measures ingest and IPC speed instead (ingest.ts).
 // `npm run bench -- --latency` measures end-to-end latency from a publisher's write (latency.ts).
+// `npm run bench -- --idle` measures the idle memory of master, source and edges (idle.ts).
 // Options: see options.ts.
 //
 // Each (server, player count) gets a fresh server, so one run's leftovers do not weigh on the
@@ -17,6 +18,7 @@ import type { FanoutResult } from './fanout.js';
 import { startIcecast } from './icecast.js';
 import { icecastSupport } from './icecastConfig.js';
 import type { Support } from './icecastConfig.js';
+import { runIdleBench } from './idle.js';
 import { runIngestBench } from './ingest.js';
 import { LATENCY_LEGEND, latencyTable, runLatencyBench } from './latency.js';
 import { clientsPerEdgeFor, startMkvcast } from './mkvcast.js';
@@ -140,6 +142,7 @@ function printSummary(o: FanoutOptions, rows: FanoutResult[], failed: Summary['f
 
 function hardTimeoutMs(o: Options): number {
   if (o.mode === 'ingest') return (SETUP_S + 60 * o.runs * 3) * 1000;
+  if (o.mode === 'idle') return (SETUP_S + (60 + o.settleS) * o.runs * 2) * 1000;
   const perRunS = RUN_OVERHEAD_S + o.warmupS + o.joinMs / 1000 + o.durationS;
   const servers = (o.latency?.maxDelays.length ?? 1) + (o.vs === null ? 0 : 1);
   return (SETUP_S + perRunS * o.players.length * servers) * 1000;
@@ -156,6 +159,7 @@ async function main(): Promise<number> {
   }
   const hard = installSafetyNet(hardTimeoutMs(o));
   try {
+    if (o.mode === 'idle') return await runIdleBench(o);
     return o.mode === 'ingest' ? await runIngestBench(o) : await runFanoutBench(o);
   } finally {
     clearTimeout(hard);

@@ -11,6 +11,9 @@
 //        end-to-end latency, publisher write to player socket, mkvcast (one run per --max-delay)
 //        and Icecast side by side (latency.ts).
 //   node build/bench/bench.js --ingest [--ingest-mb 256] [--runs 5] [--ingest-input file.mkv] [--tiny]
+//   node build/bench/bench.js --idle [--runs 5] [--settle-s 6] [--edges 2] [--idle-input file.webm] [--tiny]
+//        idle memory (PSS and private) of master, source and edges, with no input and with one
+//        looped input and no players (idle.ts).
 import { parseArgs } from 'node:util';
 import { DEFAULT_MASTER } from './mkvcast.js';
 
@@ -56,7 +59,20 @@ export interface IngestOptions {
   verbose: boolean;
 }
 
-export type Options = FanoutOptions | IngestOptions;
+export interface IdleOptions {
+  mode: 'idle';
+  /** Fresh servers per case. */
+  runs: number;
+  /** Seconds between the master's "listening" line and the sample. */
+  settleS: number;
+  edges: number;
+  /** The looped input of the second case; null: demo/demo.webm. */
+  input: string | null;
+  master: string;
+  verbose: boolean;
+}
+
+export type Options = FanoutOptions | IngestOptions | IdleOptions;
 
 export class UsageError extends Error {}
 
@@ -93,6 +109,9 @@ export function parseOptions(argv: string[]): Options {
       'ipc-mb': { type: 'string' },
       runs: { type: 'string' },
       'ingest-input': { type: 'string' },
+      idle: { type: 'boolean', default: false },
+      'settle-s': { type: 'string' },
+      'idle-input': { type: 'string' },
       tiny: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
     },
@@ -108,6 +127,17 @@ export function parseOptions(argv: string[]): Options {
       runs: Math.floor(num(values.runs, 'runs', tiny ? 1 : 5, 1, 50)),
       input: values['ingest-input'] ?? null,
       tiny,
+      verbose,
+    };
+  }
+  if (values.idle === true) {
+    return {
+      mode: 'idle',
+      runs: Math.floor(num(values.runs, 'runs', tiny ? 1 : 5, 1, 50)),
+      settleS: num(values['settle-s'], 'settle-s', tiny ? 1 : 6, 0, 600),
+      edges: Math.floor(num(values.edges, 'edges', 2, 1, 64)),
+      input: values['idle-input'] ?? null,
+      master: values.master ?? DEFAULT_MASTER,
       verbose,
     };
   }

@@ -5,12 +5,12 @@ import {
   labelledCounterFrom,
   labelledGaugeFrom,
   processRegistry,
-  type Registry,
+  type ProcessRegistry,
 } from '@mkvcast/shared';
 import type { Edge } from './edge.js';
 
 /** An edge's metrics, read from its plain totals at each scrape. */
-export function edgeRegistry(edge: Edge): Registry {
+export function edgeRegistry(edge: Edge): ProcessRegistry {
   const registry = processRegistry();
   labelledGaugeFrom(registry, 'mkvcast_players', 'Players connected, by stream', 'stream', () => edge.stats().playersByStream);
   labelledCounterFrom(registry, 'mkvcast_bytes_sent_total', 'Bytes written to players, by stream', 'stream', () => edge.totals.bytesSentByStream);

@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename } from 'node:path';
-import { LineCounter, isMap, isScalar, parseDocument, type Node, type Pair } from 'yaml';
+import type { Node, Pair } from 'yaml';
 import { MkvcastError, describeError, isStreamName } from '@mkvcast/shared';
+
+const require = createRequire(import.meta.url);
+
+/** yaml, loaded with the first config file: a master started without --config never pays its ~3.5 MB. */
+function yaml(): typeof import('yaml') {
+  return require('yaml') as typeof import('yaml');
+}
 
 /**
  * The config file (`--config mkvcast.yaml`): every command-line option as a
@@ -159,6 +167,7 @@ export function readConfigFile(path: string, table: Record<string, OptionShape>,
 }
 
 export function parseConfig(text: string, path: string, table: Record<string, OptionShape>, rules: Record<string, NumberRule> = {}): ConfigFile {
+  const { LineCounter, isMap, isScalar, parseDocument } = yaml();
   const file = basename(path);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -225,6 +234,7 @@ type Fail = (node: Node | null | undefined, message: string) => never;
 type Unknown = (keyNode: Node, key: string, known: Iterable<string>) => never;
 
 function streamSections(pair: Pair<Node, Node | null>, at: (node: Node | null | undefined) => string, fail: Fail, unknown: Unknown): StreamSection[] {
+  const { isMap, isScalar } = yaml();
   if (pair.value === null || (isScalar(pair.value) && pair.value.value === null)) return [];
   if (!isMap(pair.value)) fail(pair.key, 'streams must be a map of stream names (streams: { news: { input: news.webm } })');
   const sections: StreamSection[] = [];

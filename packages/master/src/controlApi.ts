@@ -15,7 +15,7 @@ import {
   type HttpErrorCode,
   type MetricsJson,
   type QueryMessage,
-  type Registry,
+  type ProcessRegistry,
   type SourceQuery,
   type SourceResults,
   type StreamInfo,
@@ -62,7 +62,7 @@ const VERSION = (require('../../package.json') as { version: string }).version;
 export class ControlApi {
   readonly #host: ApiHost;
   readonly #pending = new PendingQueries(MAX_CHILD_QUERIES, CHILD_QUERY_MS);
-  readonly #registry: Registry;
+  readonly #registry: ProcessRegistry;
 
   constructor(host: ApiHost) {
     this.#host = host;

@@ -1,15 +1,31 @@
 /**
- * Prometheus metrics (prom-client). Each process keeps its own Registry; the
+ * Prometheus metrics (prom-client). Each process keeps its own registry; the
  * master gathers every process's `getMetricsAsJSON()` over IPC and merges
  * them into one text answer for `/metrics`.
  *
  * Hot paths only bump plain fields: the metrics here read them at collect
  * time (prom-client's `collect()` callbacks), never once per Segment per player.
+ *
+ * prom-client is loaded at the first scrape, not at start: it costs each
+ * process about 4.5 MB and a 10 ms event-loop timer, which a server nobody
+ * scrapes should not pay (docs/performance.md). Everything that counts
+ * from start is kept here without it: our own totals live in the processes'
+ * plain fields, the CPU counters are carried over from process.cpuUsage(),
+ * and garbage collections are tallied by GcTally.
  */
-import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { createRequire } from 'node:module';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import type { Registry } from 'prom-client';
 import type { LatencyHistogram } from './latency.js';
 
-export { Registry };
+type PromClient = typeof import('prom-client');
+
+const require = createRequire(import.meta.url);
+let promClient: PromClient | undefined;
+
+function prom(): PromClient {
+  return (promClient ??= require('prom-client') as PromClient);
+}
 
 /** One process's metrics as they cross IPC: prom-client's JSON form (plain objects). */
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -17,11 +33,121 @@ export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 /** Our own metrics are summed across processes; the rest (Node's process metrics) stay per process. */
 const OWN_PREFIX = 'mkvcast_';
 
+/** prom-client's Prometheus text content type (Registry.PROMETHEUS_CONTENT_TYPE), without loading it. */
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** A metric's value as prom-client's JSON form carries it. */
+interface MetricValue {
+  metricName?: string;
+  labels: Record<string, string | number>;
+  value: number;
+}
+
+/** prom-client's name, help and buckets (lib/metrics/gc.js), so that the series reads the same. */
+const GC_METRIC = 'nodejs_gc_duration_seconds';
+const GC_HELP = 'Garbage collection duration by kind, one of major, minor, incremental or weakcb.';
+const GC_BUCKETS_S = [0.001, 0.01, 0.1, 1, 2, 5];
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+/**
+ * Garbage collections by kind in prom-client's buckets, from the process's
+ * start: prom-client's own GC histogram would count only from the first scrape.
+ * At most 4 kinds × 7 buckets.
+ */
+class GcTally {
+  readonly #byKind = new Map<string, { counts: number[]; sumS: number }>();
+
+  constructor() {
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const kind = GC_KINDS[(entry as { detail?: { kind?: number } }).detail?.kind ?? -1];
+        if (kind !== undefined) this.#add(kind, entry.duration / 1000);
+      }
+    }).observe({ entryTypes: ['gc'] });
+  }
+
+  #add(kind: string, seconds: number): void {
+    let tally = this.#byKind.get(kind);
+    if (tally === undefined) this.#byKind.set(kind, (tally = { counts: new Array<number>(GC_BUCKETS_S.length + 1).fill(0), sumS: 0 }));
+    const bucket = GC_BUCKETS_S.findIndex((bound) => seconds <= bound);
+    tally.counts[bucket === -1 ? GC_BUCKETS_S.length : bucket]!++;
+    tally.sumS += seconds;
+  }
+
+  /** A metric object for a prom-client Registry (a metric is any object with a `get()`). */
+  metric(): object {
+    const get = (): object => {
+      const values: MetricValue[] = [];
+      for (const [kind, { counts, sumS }] of this.#byKind) {
+        let seen = 0;
+        GC_BUCKETS_S.forEach((bound, i) => {
+          seen += counts[i]!;
+          values.push({ metricName: `${GC_METRIC}_bucket`, labels: { le: bound, kind }, value: seen });
+        });
+        seen += counts[GC_BUCKETS_S.length]!;
+        values.push({ metricName: `${GC_METRIC}_bucket`, labels: { le: '+Inf', kind }, value: seen });
+        values.push({ metricName: `${GC_METRIC}_sum`, labels: { kind }, value: sumS });
+        values.push({ metricName: `${GC_METRIC}_count`, labels: { kind }, value: seen });
+      }
+      return { name: GC_METRIC, help: GC_HELP, type: 'histogram', aggregator: 'sum', values };
+    };
+    return { name: GC_METRIC, help: GC_HELP, type: 'histogram', aggregator: 'sum', get };
+  }
+}
+
+/** prom-client's CPU counters (lib/metrics/processCpuTotal.js) count from their creation. */
+const CPU_COUNTERS: [string, (u: NodeJS.CpuUsage) => number][] = [
+  ['process_cpu_user_seconds_total', (u) => u.user],
+  ['process_cpu_system_seconds_total', (u) => u.system],
+  ['process_cpu_seconds_total', (u) => u.user + u.system],
+];
+
+type Define = (prom: PromClient, registry: Registry) => void;
+
+/**
+ * A process's metrics: Node's default process metrics (CPU, memory, event
+ * loop, GC) and ours. The prom-client Registry behind them is made at the
+ * first getMetricsAsJSON(); until then a metric is only its definition.
+ */
+export class ProcessRegistry {
+  readonly #defines: Define[] = [];
+  readonly #gc = new GcTally();
+  #registry: Registry | undefined;
+
+  /** Adds a metric, made with prom-client once it is loaded. */
+  define(define: Define): void {
+    if (this.#registry) define(prom(), this.#registry);
+    else this.#defines.push(define);
+  }
+
+  getMetricsAsJSON(): Promise<MetricsJson> {
+    return this.#made().getMetricsAsJSON();
+  }
+
+  #made(): Registry {
+    if (this.#registry) return this.#registry;
+    const p = prom();
+    const registry = new p.Registry();
+    const before = process.cpuUsage();
+    p.collectDefaultMetrics({ register: registry });
+    for (const [name, part] of CPU_COUNTERS) (registry.getSingleMetric(name) as InstanceType<PromClient['Counter']>).inc(part(before) / 1e6);
+    // Replaced in place by the tally from start (prom-client's observer stays, feeding nothing read).
+    registry.removeSingleMetric(GC_METRIC);
+    registry.registerMetric(this.#gc.metric() as Parameters<Registry['registerMetric']>[0]);
+    for (const define of this.#defines.splice(0)) define(p, registry);
+    this.#registry = registry;
+    return registry;
+  }
+}
+
 /** A process's registry, with Node's default process metrics (CPU, memory, event loop, GC). */
-export function processRegistry(): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  return registry;
+export function processRegistry(): ProcessRegistry {
+  return new ProcessRegistry();
 }
 
 type Labelled = Record<string, number> | Map<string, number>;
@@ -31,55 +157,63 @@ function entries(values: Labelled): Iterable<[string, number]> {
 }
 
 /** A counter whose value is read at collect time: a total kept in a plain field. */
-export function counterFrom(registry: Registry, name: string, help: string, read: () => number): void {
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(read());
-    },
+export function counterFrom(registry: ProcessRegistry, name: string, help: string, read: () => number): void {
+  registry.define(({ Counter }, r) => {
+    new Counter({
+      name,
+      help,
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
   });
 }
 
 /** A gauge read at collect time. */
-export function gaugeFrom(registry: Registry, name: string, help: string, read: () => number): void {
-  new Gauge({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.set(read());
-    },
+export function gaugeFrom(registry: ProcessRegistry, name: string, help: string, read: () => number): void {
+  registry.define(({ Gauge }, r) => {
+    new Gauge({
+      name,
+      help,
+      registers: [r],
+      collect() {
+        this.set(read());
+      },
+    });
   });
 }
 
 /** A counter per label value (`{stream}`, `{reason}`), read at collect time. */
-export function labelledCounterFrom(registry: Registry, name: string, help: string, label: string, read: () => Labelled): void {
-  new Counter({
-    name,
-    help,
-    labelNames: [label],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [value, n] of entries(read())) this.inc({ [label]: value }, n);
-    },
+export function labelledCounterFrom(registry: ProcessRegistry, name: string, help: string, label: string, read: () => Labelled): void {
+  registry.define(({ Counter }, r) => {
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [value, n] of entries(read())) this.inc({ [label]: value }, n);
+      },
+    });
   });
 }
 
 /** A gauge per label value, read at collect time (values gone since the last scrape disappear). */
-export function labelledGaugeFrom(registry: Registry, name: string, help: string, label: string, read: () => Labelled): void {
-  new Gauge({
-    name,
-    help,
-    labelNames: [label],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [value, n] of entries(read())) this.set({ [label]: value }, n);
-    },
+export function labelledGaugeFrom(registry: ProcessRegistry, name: string, help: string, label: string, read: () => Labelled): void {
+  registry.define(({ Gauge }, r) => {
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [value, n] of entries(read())) this.set({ [label]: value }, n);
+      },
+    });
   });
 }
 
@@ -92,7 +226,7 @@ const LATENCY_BOUNDS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
  * already counts every latency in fixed buckets, so this hands prom-client
  * the finished values instead (a metric is any object with a `get()`).
  */
-export function histogramFrom(registry: Registry, name: string, help: string, read: () => LatencyHistogram): void {
+export function histogramFrom(registry: ProcessRegistry, name: string, help: string, read: () => LatencyHistogram): void {
   const metric = {
     name,
     help,
@@ -100,7 +234,7 @@ export function histogramFrom(registry: Registry, name: string, help: string, re
     aggregator: 'sum',
     get() {
       const latency = read();
-      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+      const values: MetricValue[] = [];
       let seen = 0;
       let upTo = 0;
       for (const bound of LATENCY_BOUNDS_MS) {
@@ -114,7 +248,7 @@ export function histogramFrom(registry: Registry, name: string, help: string, re
       return { name, help, type: 'histogram', aggregator: 'sum', values };
     },
   };
-  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+  registry.define((_, r) => r.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]));
 }
 
 /**
@@ -130,10 +264,8 @@ export async function aggregateMetrics(perProcess: { process: string; metrics: M
       return { ...metric, aggregator: 'first', values: metric.values.map((v) => ({ ...v, labels: { ...v.labels, process } })) };
     }),
   );
-  const text = await AggregatorRegistry.aggregate(labelled).metrics();
+  const text = await prom().AggregatorRegistry.aggregate(labelled).metrics();
   // prom-client spells a value that is not a number "Nan"; the exposition format's spelling is "NaN"
   // (an idle process's event-loop lag mean, before its first sample).
   return text.replace(/ Nan$/gm, ' NaN');
 }
-
-export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTHeaderParameters } from 'jose';
+import type { CryptoKey, JWTPayload, JWTHeaderParameters } from 'jose';
 import type { JwtConfig } from '../config.js';
 import { HttpError } from '../http/errors.js';
 import type { RequestHead } from '../http/request.js';
@@ -22,6 +22,14 @@ export function tokenOf(head: RequestHead): string | null {
 }
 
 type GetKey = (header: JWTHeaderParameters) => Promise<CryptoKey | Uint8Array>;
+type Jose = typeof import('jose');
+
+let joseModule: Promise<Jose> | undefined;
+
+/** jose, loaded by the first token check: a process without JWT never pays its ~3 MB (docs/performance.md). */
+function jose(): Promise<Jose> {
+  return (joseModule ??= import('jose'));
+}
 
 /**
  * Checks play and publish tokens against one JwtConfig: the signature
@@ -31,19 +39,32 @@ type GetKey = (header: JWTHeaderParameters) => Promise<CryptoKey | Uint8Array>;
  * `publish: true` as well.
  */
 export class TokenVerifier {
+  readonly #config: JwtConfig;
   readonly #claim: string;
   readonly #algorithms: string[];
-  readonly #getKey: GetKey;
+  /** Made at the first check, once jose is loaded. */
+  #getKey: Promise<GetKey> | undefined;
 
   constructor(config: JwtConfig) {
+    this.#config = config;
     this.#claim = config.claim;
+    this.#algorithms = [
+      ...(config.secret !== null ? ['HS256'] : []),
+      ...(config.publicKey !== null ? ['RS256'] : []),
+      ...(config.jwks !== null ? JWKS_ALGORITHMS : []),
+    ];
+  }
+
+  async #keys(): Promise<GetKey> {
+    const { createRemoteJWKSet, importSPKI } = await jose();
+    const config = this.#config;
     const secret = config.secret === null ? null : new TextEncoder().encode(config.secret);
-    // Imported once, on first use (importSPKI is async).
     const publicKey = config.publicKey === null ? null : importSPKI(config.publicKey, 'RS256');
+    // A bad key fails the tokens that need it (in #getKey), never the process.
+    publicKey?.catch(() => undefined);
     // jose caches the set and refetches on an unknown kid, at most every 30 s.
     const jwks = config.jwks === null ? null : createRemoteJWKSet(new URL(config.jwks), { timeoutDuration: JWKS_TIMEOUT_MS });
-    this.#algorithms = [...(secret ? ['HS256'] : []), ...(publicKey ? ['RS256'] : []), ...(jwks ? JWKS_ALGORITHMS : [])];
-    this.#getKey = async (header) => {
+    return async (header) => {
       if (header.alg === 'HS256' && secret) return secret;
       if (header.alg === 'RS256' && publicKey) return publicKey;
       if (jwks) return jwks(header);
@@ -58,11 +79,13 @@ export class TokenVerifier {
         'WWW-Authenticate': 'Bearer realm="mkvcast"',
       });
     }
+    const { jwtVerify, errors } = await jose();
+    const getKey = await (this.#getKey ??= this.#keys());
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.#getKey, { algorithms: this.#algorithms }));
+      ({ payload } = await jwtVerify(token, getKey, { algorithms: this.#algorithms }));
     } catch (err) {
-      throw refusal(err);
+      throw refusal(err, errors);
     }
     const granted = payload[this.#claim];
     const names = typeof granted === 'string' ? [granted] : Array.isArray(granted) ? granted : [];
@@ -83,7 +106,7 @@ export function tokenVerifier(config: JwtConfig): TokenVerifier {
   return last.verifier;
 }
 
-function refusal(err: unknown): HttpError {
+function refusal(err: unknown, errors: Jose['errors']): HttpError {
   if (err instanceof HttpError) return err;
   const challenge = { 'WWW-Authenticate': 'Bearer realm="mkvcast", error="invalid_token"' };
   if (err instanceof errors.JWTExpired) return new HttpError('MKV_ERR_TOKEN_EXPIRED', 'the token has expired', challenge);
@@ -99,6 +122,7 @@ function refusal(err: unknown): HttpError {
 
 /** Whether `pem` is a public key that RS256 tokens can be checked with (SPKI PEM). */
 export async function isRs256PublicKey(pem: string): Promise<boolean> {
+  const { importSPKI } = await jose();
   try {
     await importSPKI(pem, 'RS256');
     return true;

@@ -46,8 +46,8 @@ async function streamRate(o: FanoutOptions, clip: string): Promise<number> {
 
 async function startServer(name: ServerName, o: FanoutOptions, clip: string, players: number, icecast: Support): Promise<ServerUnderTest> {
   if (name === 'mkvcast') {
-    const { master, edges, clientsPerEdge, verbose } = o;
-    return startMkvcast({ master, clip, edges, clientsPerEdge, players, verbose });
+    const { master, edges, clientsPerEdge, streams, verbose } = o;
+    return startMkvcast({ master, clip, streams, edges, clientsPerEdge, players, verbose });
   }
   if (!icecast.ok) throw new Error(icecast.reason);
   return startIcecast({ bin: icecast.bin, shareDir: icecast.shareDir, ffmpeg: ffmpegPath, clip, players, verbose: o.verbose });
@@ -56,7 +56,7 @@ async function startServer(name: ServerName, o: FanoutOptions, clip: string, pla
 async function runOne(name: ServerName, o: FanoutOptions, clip: string, players: number, s: FanoutSettings, icecast: Support): Promise<FanoutResult> {
   const server = await startServer(name, o, clip, players, icecast);
   try {
-    const details = name === 'mkvcast' ? { edges: o.edges, clientsPerEdge: clientsPerEdgeFor({ ...o, players }) } : {};
+    const details = name === 'mkvcast' ? { edges: o.edges, clientsPerEdge: clientsPerEdgeFor({ ...o, players }), streams: o.streams } : {};
     return await measureFanout(server, players, s, details);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${server.tail()}`);
@@ -74,9 +74,9 @@ async function runFanoutBench(o: FanoutOptions): Promise<number> {
   const servers: ServerName[] = icecast.ok ? ['mkvcast', 'icecast'] : ['mkvcast'];
   const clip = o.clip ?? (await makeClip('webm-vp8-opus', { seconds: CLIP_SECONDS }));
   const rateBps = await streamRate(o, clip);
-  process.stderr.write(`bench: clip ${clip} (${Math.round(rateBps / 1000)} kbit/s); servers: ${servers.join(', ')}\n`);
+  process.stderr.write(`bench: clip ${clip} (${Math.round(rateBps / 1000)} kbit/s${o.streams > 1 ? `, ${o.streams} streams` : ''}); servers: ${servers.join(', ')}\n`);
   if (o.latency !== null) return latencyBench(o, clip, rateBps, icecast);
-  const s: FanoutSettings = { joinMs: o.joinMs, durationS: o.durationS, warmupS: o.warmupS, rateBps, loadgens: o.loadgens, verbose: o.verbose };
+  const s: FanoutSettings = { joinMs: o.joinMs, durationS: o.durationS, warmupS: o.warmupS, rateBps, loadgens: o.loadgens, streams: o.streams, verbose: o.verbose };
 
   const rows: FanoutResult[] = [];
   const failed: Summary['failed'] = [];

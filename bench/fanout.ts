@@ -188,6 +188,7 @@ function runLoad(server: ServerUnderTest, players: number, s: FanoutSettings): P
       process.execPath,
       [LOADGEN, '--url', server.url, '--players', String(n), '--join-ms', String(s.joinMs),
         '--duration-s', String(s.durationS), '--rate-bps', String(Math.round(s.rateBps)),
+        ...(s.streams !== undefined && s.streams > 1 ? ['--streams', String(s.streams)] : []),
         ...(s.sampled ? ['--sampled', String(Math.ceil((s.sampled * n) / players))] : []),
         ...(s.nextPath !== undefined ? ['--next-path', s.nextPath] : [])],
       { stdio: ['ignore', 'pipe', 'pipe'] },

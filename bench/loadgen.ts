@@ -3,6 +3,7 @@
 //
 //   node build/bench/loadgen.js --url http://127.0.0.1:PORT/live/x --players N
 //        [--join-ms 1000] [--duration-s 10] [--rate-bps 500000] [--sampled N [--next-path P]]
+//        [--streams N]   (player i asks for the URL's path with (i mod N) + 1 appended: /live/x1 …)
 //
 // Timeline: players connect spread evenly over the join window; the measuring window follows
 // it for duration-s. Bytes that arrive during the join window (each player's start burst) are
@@ -43,6 +44,8 @@ interface Options {
   rateBps: number | null;
   sampled: number;
   nextPath: string | null;
+  /** Player i asks for the path with (i mod streams) + 1 appended; 1: the path itself. */
+  streams: number;
 }
 
 class UsageError extends Error {}
@@ -66,6 +69,7 @@ function parseOptions(argv: string[]): Options {
       'rate-bps': { type: 'string' },
       sampled: { type: 'string' },
       'next-path': { type: 'string' },
+      streams: { type: 'string' },
     },
   });
   if (values.url === undefined) throw new UsageError('--url is required');
@@ -87,6 +91,7 @@ function parseOptions(argv: string[]): Options {
     rateBps: rate > 0 ? rate : null,
     sampled: Math.floor(numberOption(values.sampled, 'sampled', 0, 0, MAX_PLAYERS)),
     nextPath: values['next-path'] ?? null,
+    streams: Math.floor(numberOption(values.streams, 'streams', 1, 1, MAX_PLAYERS)),
   };
 }
 
@@ -222,7 +227,8 @@ class Probe {
 class LoadGen {
   readonly #o: Options;
   readonly #players: Player[] = [];
-  readonly #request: Buffer;
+  /** One request per stream: player i sends the (i mod streams)-th. */
+  readonly #requests: Buffer[];
   readonly #nextRequest: Buffer | null;
   readonly #errorCodes: Record<string, number> = {};
   #phase = Phase.Join;
@@ -239,7 +245,7 @@ class LoadGen {
     this.#o = o;
     const request = (path: string): Buffer =>
       Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${o.hostHeader}\r\nUser-Agent: mkvcast-loadgen\r\n\r\n`, 'latin1');
-    this.#request = request(o.path);
+    this.#requests = o.streams === 1 ? [request(o.path)] : Array.from({ length: o.streams }, (_, k) => request(`${o.path}${k + 1}`));
     this.#nextRequest = o.nextPath === null ? null : request(o.nextPath);
   }
 
@@ -274,7 +280,7 @@ class LoadGen {
     this.#players.push(p);
     const index = this.#launched++;
     p.startMs = performance.now();
-    let request = this.#request;
+    let request = this.#requests[index % this.#requests.length]!;
     const { players, sampled } = this.#o;
     // Sampled players spread evenly over the crowd, so that they join early and late.
     if (sampled > 0 && Math.floor(((index + 1) * sampled) / players) > Math.floor((index * sampled) / players)) {

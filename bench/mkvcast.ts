@@ -20,6 +20,8 @@ export interface MkvcastOptions {
   master: string;
   /** The looped clip it serves; null: a publisher PUTs the stream to /live/live. */
   clip: string | null;
+  /** Looped copies of the clip, served as live1 … liveN (the players' URL with 1 … N appended); 1 or undefined: one, live. */
+  streams?: number;
   publisher?: PublisherSpec;
   /** --max-delay, ms; undefined: the server's default. */
   maxDelay?: number;
@@ -43,7 +45,10 @@ export function clientsPerEdgeFor(o: Pick<MkvcastOptions, 'clientsPerEdge' | 'pl
 /** Starts the master and resolves once its public port answers GET /stats. */
 export async function startMkvcast(o: MkvcastOptions): Promise<ServerUnderTest> {
   const port = await freePort();
-  const input = o.clip === null ? [] : [o.clip, '--loop', '--name', 'live'];
+  const streams = o.streams ?? 1;
+  const clip = o.clip;
+  const input =
+    clip === null ? [] : streams > 1 ? [...streamNames(streams).map((name) => `${name}=${clip}`), '--loop'] : [clip, '--loop', '--name', 'live'];
   const args = [
     o.master, ...input, '--edges', String(o.edges), '--port', String(port), '--host', '127.0.0.1',
     '--clients-per-edge', String(clientsPerEdgeFor(o)),
@@ -89,6 +94,7 @@ export async function startMkvcast(o: MkvcastOptions): Promise<ServerUnderTest> 
       abort: failure,
     });
     if (up === null) throw new Error(`mkvcast did not answer on ${base} within ${START_TIMEOUT_MS / 1000} s`);
+    if (streams > 1) for (const name of streamNames(streams)) await waitLive(`${base}/live/${name}`, failure);
     if (o.publisher !== undefined) {
       publisher = startPublisher(o.publisher, { url: `${base}/live/live`, password: null });
       await waitLive(`${base}/live/live`, failure);
@@ -98,6 +104,11 @@ export async function startMkvcast(o: MkvcastOptions): Promise<ServerUnderTest> 
     throw new Error(`${(err as Error).message}\n--- mkvcast output ---\n${tail()}`);
   }
   return server;
+}
+
+/** The stream names of a --streams run: live1 … liveN. */
+function streamNames(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `live${i + 1}`);
 }
 
 /** Starts the bench's publisher process; its stdout lines go to spec.onLine. */

@@ -3,6 +3,9 @@
 //   node build/bench/bench.js [--vs icecast] [--players 1000,2000,4000] [--edges 2]
 //        [--duration-s 10] [--join-ms 1000] [--warmup-s 3] [--clients-per-edge N] [--loadgens N]
 //        [--clip file.webm] [--master path/to/master.js] [--icecast-bin path] [--tiny] [--verbose]
+//   node build/bench/bench.js --streams 50 --players 1000 [same options]
+//        mkvcast alone serving 50 looped copies of the clip (live1 … live50), the players spread
+//        evenly over them: what a stream costs beside a player.
 //   node build/bench/bench.js --crowd 5000 [same options]
 //        a flash crowd: --players 5000 from 2 load generators, a 3 s window; what it is about
 //        is TTFB p50/p99/max and the kernel's listen-queue drops (any flag above overrides).
@@ -18,6 +21,8 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MASTER } from './mkvcast.js';
 
 const MAX_PLAYERS = 20_000;
+/** A bound on a run's inputs: each is a file read in real time by the source. */
+const MAX_STREAMS = 200;
 
 export interface FanoutOptions {
   mode: 'fanout';
@@ -31,6 +36,8 @@ export interface FanoutOptions {
   /** Load generator processes the players are split over. */
   loadgens: number;
   clip: string | null;
+  /** Looped copies of the clip served (live1 … liveN), the players spread evenly over them; 1: one stream, live. */
+  streams: number;
   master: string;
   icecastBin: string | null;
   /** --latency: the end-to-end latency bench; null: the fan-out bench. */
@@ -97,6 +104,7 @@ export function parseOptions(argv: string[]): Options {
       'clients-per-edge': { type: 'string' },
       loadgens: { type: 'string' },
       crowd: { type: 'string' },
+      streams: { type: 'string' },
       clip: { type: 'string' },
       master: { type: 'string' },
       'icecast-bin': { type: 'string' },
@@ -154,6 +162,8 @@ export function parseOptions(argv: string[]): Options {
     crowd !== null ? String(crowd) : tiny ? (latency !== null ? '10' : '20') : latency !== null ? '100,1000,4000' : vs === 'icecast' ? '1000,2000,4000' : '1000,4000';
   const players = (values.players ?? defaultPlayers).split(',').map((s) => Math.floor(num(s.trim(), 'players', 0, 1, MAX_PLAYERS)));
   const cpe = values['clients-per-edge'];
+  const streams = Math.floor(num(values.streams, 'streams', 1, 1, MAX_STREAMS));
+  if (streams > 1 && (latency !== null || vs !== null)) throw new UsageError('--streams measures mkvcast alone: not with --latency or --vs');
   return {
     mode: 'fanout',
     vs,
@@ -165,6 +175,7 @@ export function parseOptions(argv: string[]): Options {
     clientsPerEdge: cpe === undefined ? null : Math.floor(num(cpe, 'clients-per-edge', 0, 1, MAX_PLAYERS)),
     loadgens: Math.floor(num(values.loadgens, 'loadgens', crowd !== null ? 2 : 1, 1, 8)),
     clip: values.clip ?? null,
+    streams,
     master: values.master ?? DEFAULT_MASTER,
     icecastBin: values['icecast-bin'] ?? null,
     latency,

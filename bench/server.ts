@@ -31,6 +31,8 @@ export interface FanoutSettings {
   loadgens: number;
   /** Load generator players that search their bytes for the publisher's markers (latency bench). */
   sampled?: number;
+  /** Streams the players are spread over (the server's URL with 1 … N appended); 1: the URL itself. */
+  streams?: number;
   /** A second path for every other sampled player (mkvcast's ?start=next). */
   nextPath?: string;
   verbose: boolean;

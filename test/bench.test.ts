@@ -98,6 +98,14 @@ describe('npm run bench', () => {
     }
   });
 
+  it('--streams spreads the players over that many looped streams', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
+    const { runs } = runsAndSummary(await runBench(['--tiny', '--streams', '3', '--players', '12']));
+    assert.equal(runs.length, 1);
+    // Every player got a 200: there is no stream "live", only live1 … live3.
+    checkRun(runs[0]!, 'mkvcast');
+    assert.equal((runs[0]!['details'] as Record<string, unknown>)['streams'], 3);
+  });
+
   it('--crowd splits the players over two load generators and adds their reports up', { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
     const { runs } = runsAndSummary(await runBench(['--tiny', '--crowd', '41']));
     assert.equal(runs.length, 1);

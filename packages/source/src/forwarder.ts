@@ -18,6 +18,8 @@ export interface PassRules {
   splitInterval: number;
   /** DefaultDuration of the tracks that have one, in ticks. */
   frameTicks: ReadonlyMap<number, number>;
+  /** Ticks per second, from the TimestampScale. */
+  ticksPerSecond: number;
 }
 
 export class BlockForwarder {
@@ -33,7 +35,7 @@ export class BlockForwarder {
   }
 
   beginPass(rules: PassRules): void {
-    this.#timeline.beginPass(rules.frameTicks);
+    this.#timeline.beginPass(rules.frameTicks, rules.ticksPerSecond);
     this.#builder.rules = { videoTrack: rules.videoTrack, splitInterval: rules.splitInterval };
   }
 
@@ -47,6 +49,7 @@ export class BlockForwarder {
     if (block === null) return;
     const input = this.#clusterTimestamp + block.relative;
     const offset = this.#timeline.offsetFor(block.track, input, this.#clusterTimestamp);
+    if (this.#timeline.delivered(block.track, input)) return;
     const clusterTimestamp = this.#clusterTimestamp + offset;
     if (clusterTimestamp < 0) {
       throw new CorruptStreamError(`a Cluster Timestamp (${this.#clusterTimestamp}) falls before the start of its stream`);

@@ -237,7 +237,7 @@ export class StreamIngest {
     const frameTicks = new Map([...header.defaultDurations].map(([track, ns]) => [track, Math.round(ns / header.timestampScale)]));
     const splitMs = header.videoTrack ? VIDEO_SPLIT_MS : AUDIO_SPLIT_MS;
     const splitInterval = Math.round((splitMs * 1e6) / header.timestampScale);
-    this.#forwarder.beginPass({ videoTrack: header.videoTrack, splitInterval, frameTicks });
+    this.#forwarder.beginPass({ videoTrack: header.videoTrack, splitInterval, frameTicks, ticksPerSecond: 1e9 / header.timestampScale });
     if (!this.#hub.openStream(this.name, header)) return;
     const codecs = header.tracks.map((t) => `${t.type} ${t.codec}`).join(', ');
     this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);

@@ -1,9 +1,25 @@
 /**
+ * A new pass continues the last one's timeline, offset kept, when its first
+ * block lands (at the current offset) from this far before where the media
+ * ends (an origin starts a new puller at its newest keyframe, up to a GOP
+ * back, and a second origin may lag the first by a few seconds)…
+ */
+const CONTINUE_BEFORE_S = 15;
+/** …to this far after it (the time an upstream took to come back). */
+const CONTINUE_AFTER_S = 30;
+
+/**
  * A stream's output timeline: the offset added to input timestamps, chosen
  * anew at each seam (a `--loop` pass, a chained stream, a publisher or
  * upstream back, a restarted source) so that timestamps keep rising and frame
  * durations continue across it: the next pass starts where the last ended,
  * with no hole a player would stall at.
+ *
+ * A pass that goes on from where the last one ended, on the same timestamps
+ * (an edge host back on its origin, or failed over to another origin of the
+ * same camera), keeps the offset instead: every host that pulls a stream
+ * numbers it alike, whenever it reconnected. What the new pass replays of
+ * what went out already is dropped.
  */
 export class Timeline {
   /** Ticks added to input timestamps in the current pass. */
@@ -22,6 +38,9 @@ export class Timeline {
   #step = new Map<number, number>();
   /** Per track: DefaultDuration in ticks, from the header. */
   #frameTicks: ReadonlyMap<number, number> = new Map();
+  #ticksPerSecond = 1000;
+  /** After a seam that kept the offset: per track, where its media went out to; its blocks before that are dropped. */
+  #catchUp = new Map<number, number>();
 
   /** `resumeEnd`: where the media a previous run of the source published ends, in output ticks. */
   constructor(resumeEnd?: number) {
@@ -33,8 +52,10 @@ export class Timeline {
   }
 
   /** A new EBML header (a new pass, or a new stream on the same input). Anything before it makes it a seam. */
-  beginPass(frameTicks: ReadonlyMap<number, number>): void {
+  beginPass(frameTicks: ReadonlyMap<number, number>, ticksPerSecond = 1000): void {
     this.#frameTicks = frameTicks;
+    this.#ticksPerSecond = ticksPerSecond;
+    this.#catchUp = new Map();
     this.#seam = this.#end !== undefined;
     if (this.#firsts.size > 0) this.#previousFirsts = this.#firsts;
     this.#firsts = new Map();
@@ -49,10 +70,43 @@ export class Timeline {
   offsetFor(track: number, time: number, clusterTimestamp: number): number {
     if (this.#seam) {
       this.#seam = false;
+      if (this.#continues(track, time)) {
+        this.#catchUp = new Map(this.#ends);
+        return this.#offset;
+      }
       // A Cluster Timestamp is unsigned (RFC 9559 §5.1.3.1): never write one below 0.
       this.#offset = Math.max(this.#seamOffset(track, time), -clusterTimestamp);
     }
     return this.#offset;
+  }
+
+  /**
+   * Whether a block of `track` at input time `time`, the first of a new pass,
+   * carries on the last pass's timeline: at the current offset it lands near
+   * where the media ends, and after where the last pass started. A pass that
+   * starts again where the last one started (a looped file, a publisher
+   * from 0, a chained stream) is a new timeline, however short.
+   */
+  #continues(track: number, time: number): boolean {
+    if (this.#ends.size === 0 || this.#end === undefined) return false; // a restarted source does not know the offset it had
+    const at = time + this.#offset;
+    const lastStart = this.#previousFirsts.get(track) ?? Math.min(...this.#previousFirsts.values());
+    if (!(at > lastStart + this.#offset)) return false;
+    return at >= this.#end - CONTINUE_BEFORE_S * this.#ticksPerSecond && at <= this.#end + CONTINUE_AFTER_S * this.#ticksPerSecond;
+  }
+
+  /**
+   * Whether a block (its offset chosen) went out already: after a seam that
+   * kept the offset, a track's blocks before where it ended are a replay.
+   * Per track, until its first block past that (B-frames' reordering after
+   * it is passed through).
+   */
+  delivered(track: number, time: number): boolean {
+    const end = this.#catchUp.get(track);
+    if (end === undefined) return false;
+    if (time + this.#offset < end) return true;
+    this.#catchUp.delete(track);
+    return false;
   }
 
   /**

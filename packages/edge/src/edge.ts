@@ -3,6 +3,8 @@ import {
   describeError,
   stopReading,
   streamNameOf,
+  dashPathOf,
+  type DashResource,
   isLivePath,
   simpleResponse,
   errorAnswer,
@@ -34,6 +36,7 @@ import { Player, type AccessRecord, type PlayerClient, type PlayerCounters, type
 import { SendBufferCap } from './sendBuffer.js';
 import { SourceLink } from './sourceLink.js';
 import { dashboardAsset, dashboardPage } from './dashboard.js';
+import { dashAnswer, dashNotFound, playerAsset } from './dashHttp.js';
 
 function policyOf(config: EdgeConfig): PlayerPolicy {
   return { backlogBytes: config.playerBacklogBytes, maxLagMs: config.maxLagMs, slowTimeoutMs: config.slowTimeoutMs };
@@ -50,7 +53,9 @@ type Route =
   | { kind: 'list' }
   | { kind: 'publish' }
   | { kind: 'api'; request: ApiRequest }
-  | { kind: 'play'; stream: LiveStream | string };
+  | { kind: 'play'; stream: LiveStream | string }
+  | { kind: 'dash'; name: string; resource: DashResource }
+  | { kind: 'response'; bytes: Buffer };
 
 export interface EdgeEvents {
   /** Open connections changed (load reporting). */
@@ -371,6 +376,10 @@ export class Edge {
           return void this.#api(socket, head, route.request);
         case 'play':
           return this.#play(request, route.stream);
+        case 'dash':
+          return this.#dash(socket, head, route.name, route.resource);
+        case 'response':
+          return void socket.end(route.bytes);
       }
     } catch (err) {
       this.#fail(socket, err, head);
@@ -404,6 +413,11 @@ export class Edge {
   #routeFor(head: RequestHead): Route {
     const { method, path } = head;
     if (isApiPath(path)) return { kind: 'api', request: apiRequest(head, this.#config.apiToken) };
+    const dash = dashPathOf(path);
+    if (dash) {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError('MKV_ERR_METHOD_NOT_ALLOWED', 'use GET or HEAD', { Allow: 'GET, HEAD' });
+      return { kind: 'dash', ...dash };
+    }
     const name = streamNameOf(path);
     // Whatever the method: no stream can have this name, to play or to publish.
     if (name === null && isLivePath(path)) throw new HttpError('MKV_ERR_STREAM_NOT_FOUND', `no stream can be named '${path.slice('/live/'.length)}'`);
@@ -416,6 +430,8 @@ export class Edge {
     if (path === '/stats') return { kind: 'stats' };
     const asset = dashboardAsset(path);
     if (asset) return { kind: 'asset', ...asset };
+    const player = playerAsset(path, head);
+    if (player) return { kind: 'response', bytes: player };
     if (path === '/live/' || path === '/live') return { kind: 'list' };
     if (path === '/' || path === '/index.html') {
       const wantsHtml = (head.headers.get('accept') ?? '').includes('text/html');
@@ -438,6 +454,34 @@ export class Edge {
         players: Math.max(players[s.name] ?? 0, s.players.size),
       })),
     };
+  }
+
+  /**
+   * A DASH manifest or segment: a short answer, not a player, so it takes no
+   * player slot; tokens and the on_play hook admit it as they admit players.
+   */
+  #dash(socket: Socket, head: RequestHead, name: string, resource: DashResource): void {
+    const answer = (): void => {
+      const stream = this.#streams.get(name);
+      if (!stream) throw dashNotFound(this.#config.streams.includes(name) ? `stream '${name}' has not started yet` : `no live stream named '${name}'`);
+      socket.end(dashAnswer(stream.dash, name, resource, head, this.#config.edgeId));
+    };
+    const gate = this.#admission.gate(socket, head, name);
+    if (!gate) return answer();
+    gate().then(
+      (visit) => {
+        visit?.watch(socket);
+        if (socket.destroyed) return;
+        try {
+          answer();
+        } catch (err) {
+          this.#fail(socket, err, head);
+        }
+      },
+      (err: unknown) => {
+        if (!socket.destroyed) this.#fail(socket, err, head);
+      },
+    );
   }
 
   /** A live stream, or the name of a configured one that has not started yet. */

@@ -1,5 +1,6 @@
 import { SegmentRing, contentTypeFor, streamResponseHead, type HeaderMessage, type RingLimits, type TrackSummary } from '@mkvcast/shared';
 import { batchOf } from './batch.js';
+import { DashStore } from './dashStore.js';
 import type { LiveEntry, Player } from './player.js';
 
 /** Where a new player starts: the newest keyframe (a picture at once), or the next one (at the live edge). */
@@ -26,6 +27,8 @@ export class LiveStream {
   /** Bytes written to its players here (header and media), for the stats. */
   bytesOut = 0;
   readonly #ring: SegmentRing;
+  /** DASH segments cut from the same Segments, for the window of the ring's limits. */
+  readonly dash: DashStore;
   /** A reload may change it: read at each Segment. */
   maxDelayMs: number;
   #header: HeaderMessage;
@@ -40,6 +43,7 @@ export class LiveStream {
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
     this.#ring = new SegmentRing(options);
+    this.dash = new DashStore(header, options);
     this.maxDelayMs = options.maxDelayMs;
   }
 
@@ -71,6 +75,7 @@ export class LiveStream {
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
     this.#discontinuity();
+    this.dash.setHeader(header);
     if (same) return [];
     const stale = [...this.players];
     this.players.clear();
@@ -81,6 +86,7 @@ export class LiveStream {
   #discontinuity(): void {
     this.#nextSeq = null;
     this.#ring.clear();
+    this.dash.break();
     for (const player of this.players) player.resync();
   }
 
@@ -90,6 +96,7 @@ export class LiveStream {
       this.#discontinuity();
     }
     this.#nextSeq = entry.seq + 1;
+    this.dash.push(entry.bytes, Date.now());
     this.#pending.push(entry);
     if (this.maxDelayMs === 0) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), this.maxDelayMs);

@@ -6,6 +6,7 @@ export const REASON: Record<number, string> = {
   100: 'Continue',
   200: 'OK',
   204: 'No Content',
+  304: 'Not Modified',
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -62,7 +63,8 @@ export function simpleResponse(
     `Server: ${SERVER}\r\n` +
     `Content-Type: ${contentType}\r\n` +
     `Content-Length: ${payload.length}\r\n` +
-    'Cache-Control: no-cache, no-store\r\n' +
+    // An answer may set its own (a DASH 404 may be cached for a second).
+    (Object.keys(headers).some((h) => h.toLowerCase() === 'cache-control') ? '' : 'Cache-Control: no-cache, no-store\r\n') +
     'Access-Control-Allow-Origin: *\r\n';
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   head += 'Connection: close\r\n\r\n';

@@ -28,3 +28,23 @@ export function streamNameOf(path: string): string | null {
 export function isLivePath(path: string): boolean {
   return path.startsWith('/live/') && path.length > '/live/'.length;
 }
+
+/** What a DASH path names under a stream: its manifest, its init segment, or the media segment starting at `t`. */
+export type DashResource = { kind: 'manifest' } | { kind: 'init' } | { kind: 'segment'; t: number };
+
+/**
+ * `/live/<name>/manifest.mpd`, `/live/<name>/init.webm`, `/live/<name>/<t>.webm`
+ * (t: a decimal timestamp, no sign, no leading zero, at most 15 digits so it
+ * stays an exact number), with a name by the same rule as the stream path.
+ */
+const DASH_PATH = /^\/live\/([A-Za-z0-9._~-]{1,128})\/(manifest\.mpd|init\.webm|(?:0|[1-9][0-9]{0,14})\.webm)$/;
+
+/** The stream and DASH resource a path names, or null when it is not a DASH path. */
+export function dashPathOf(path: string): { name: string; resource: DashResource } | null {
+  const match = DASH_PATH.exec(path);
+  if (!match) return null;
+  const [, name, file] = match as unknown as [string, string, string];
+  if (file === 'manifest.mpd') return { name, resource: { kind: 'manifest' } };
+  if (file === 'init.webm') return { name, resource: { kind: 'init' } };
+  return { name, resource: { kind: 'segment', t: Number(file.slice(0, -'.webm'.length)) } };
+}

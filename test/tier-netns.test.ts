@@ -21,7 +21,8 @@ import { parseTimeline, type LoadSummary } from './tier-dashload.js';
 import { nginxCacheConfig } from './tier-nginx.js';
 
 const LOAD_BIN = fileURLToPath(new URL('./tier-dashload.js', import.meta.url));
-const CLIENTS = 300;
+/** DASH clients on the client host; MKVCAST_TIER_CLIENTS=1000 for the figures in docs/deploy.md. */
+const CLIENTS = Math.min(Number(process.env.MKVCAST_TIER_CLIENTS) || 300, 2000);
 const LOAD_SECONDS = 40;
 /** Origin A is killed this long after the clients start. */
 const KILL_AFTER_S = 14;

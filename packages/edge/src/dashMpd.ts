@@ -3,7 +3,10 @@
  * stream: one AdaptationSet whose Representation carries every track, as the
  * segments do (WebM segments are whole Clusters of all tracks, as the
  * stream is), a SegmentTemplate addressed by $Time$, and a SegmentTimeline of
- * the window.
+ * the window. The server's clock travels in the manifest (UTCTiming
+ * "direct", ISO/IEC 23009-1 §5.8.5.7): without it dash.js asks a time server
+ * on the internet, which a closed network cannot reach. A cached manifest
+ * tells a time at most its max-age old (under a second).
  */
 import type { DashSegment, DashStore } from './dashStore.js';
 
@@ -88,6 +91,7 @@ ${timeline(segments)}
       <Representation id="0" codecs="${attr(codecs)}" bandwidth="${bandwidth}"${size}${rate}/>
     </AdaptationSet>
   </Period>
+  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:direct:2014" value="${new Date(now).toISOString()}"/>
 </MPD>
 `;
 }

@@ -111,6 +111,8 @@ function makeCard(stream) {
   const card = el('article', { class: 'stream', 'data-stream': stream.name });
   const title = el('h3');
   title.append(el('a', { href: streamUrl(stream.name) }, stream.name));
+  // The same stream through DASH and dash.js (docs/dash.md).
+  title.append(' ', el('a', { href: `/player/dash.html?stream=${encodeURIComponent(stream.name)}`, class: 'dash' }, 'DASH'));
   const video = el('video', { controls: '', muted: '', autoplay: '', playsinline: '', preload: 'auto' });
   video.muted = true; // the attribute alone does not mute a script-made element, and autoplay needs it
   const note = el('p', { class: 'note', 'data-field': 'note', role: 'status' });

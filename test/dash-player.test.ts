@@ -1,0 +1,119 @@
+// dash.js in a real Chromium (Debian's /usr/bin/chromium through playwright-core; no browser is
+// downloaded) plays the server's own player page, /player/dash.html, on live WebM streams, VP8
+// and VP9: the video plays 5 s of media past where it started, and dash.js reports no error.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { waitForSegments } from './helpers/dash.js';
+import { request, stopQuietly } from './helpers/live.js';
+import { ffmpegPath, makeClip } from './helpers/media.js';
+import { startMaster, type RunningMaster } from './helpers/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+/** Every wait on the page is bounded by this. */
+const PAGE_WAIT_MS = 40_000;
+/** Media seconds the player must play past its first picture. */
+const PLAY_S = 5;
+
+// What the test reads of the page (the test project is compiled without the DOM lib).
+interface PageVideo {
+  currentTime: number;
+  paused: boolean;
+  readyState: number;
+}
+declare const document: { getElementById(id: 'video'): PageVideo | null };
+declare const window: { mkvcastDash?: { errors: string[] }; firstTime?: number };
+
+const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (Debian package chromium; .ci/run installs it as root)`;
+
+/** A VP9 + Opus WebM clip (libvpx-vp9 of the npm ffmpeg), 1 s GOPs. */
+async function vp9Clip(dir: string): Promise<string> {
+  const file = path.join(dir, 'vp9.webm');
+  await promisify(execFile)(ffmpegPath, [
+    '-nostdin', '-v', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', '8', '-map', '0:v', '-map', '1:a',
+    '-c:v', 'libvpx-vp9', '-b:v', '300k', '-g', '25', '-deadline', 'realtime', '-cpu-used', '8',
+    '-c:a', 'libopus', '-b:a', '48k', '-f', 'webm', file,
+  ], { timeout: 120_000 });
+  return file;
+}
+
+describe('dash.js in Chromium plays the DASH manifest', { skip }, () => {
+  let master: RunningMaster;
+  let browser: Browser;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-dash-player-'));
+    const [vp8, vp9] = await Promise.all([makeClip('webm-vp8-opus', { seconds: 8 }), vp9Clip(dir)]);
+    master = await startMaster([`vp8=${vp8}`, `vp9=${vp9}`, '--loop', '--edges', '2']);
+    await Promise.all([waitForSegments(master, 'vp8', 3), waitForSegments(master, 'vp9', 3)]);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--autoplay-policy=no-user-gesture-required'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stopQuietly(master);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const [name, codecs] of [['vp8', 'vp8,opus'], ['vp9', /^vp09\.\d\d\.\d\d\.\d\d,opus$|^vp9,opus$/]] as const) {
+    it(`${name}: /player/dash.html?stream=${name} plays ${PLAY_S} s past its first picture, with no dash.js error`, { timeout: 90_000 }, async () => {
+      const m = await waitForSegments(master, name, 3);
+      const rep = m.mpd.children[0]!.children[0]!.children.find((c) => c.name === 'Representation')!;
+      if (typeof codecs === 'string') assert.equal(rep.attrs.codecs, codecs);
+      else assert.match(rep.attrs.codecs ?? '', codecs);
+      const page = await browser.newPage();
+      const failed: string[] = [];
+      page.on('response', (r) => {
+        // A 404 for a segment the player asked a moment early is part of live DASH; anything else is not.
+        if (r.status() >= 400 && !/\/\d+\.webm$/.test(r.url())) failed.push(`${r.status()} ${r.url()}`);
+      });
+      try {
+        await page.goto(master.url(`/player/dash.html?stream=${name}`), { timeout: PAGE_WAIT_MS });
+        await page.waitForFunction(() => {
+          const v = document.getElementById('video');
+          if (!v || v.paused || v.readyState < 3) return false;
+          window.firstTime ??= v.currentTime;
+          return true;
+        }, undefined, { timeout: PAGE_WAIT_MS, polling: 100 });
+        await page
+          .waitForFunction(
+            (seconds) => {
+              const v = document.getElementById('video')!;
+              return v.currentTime - window.firstTime! > seconds;
+            },
+            PLAY_S,
+            { timeout: PAGE_WAIT_MS, polling: 200 },
+          )
+          .catch(async (err: Error) => {
+            const state = await page.evaluate(() => ({ t: document.getElementById('video')?.currentTime, first: window.firstTime, errors: window.mkvcastDash?.errors }));
+            throw new Error(`${name} did not play ${PLAY_S} s: ${JSON.stringify(state)}\n${err.message}`);
+          });
+        const errors = await page.evaluate(() => window.mkvcastDash?.errors ?? ['no player']);
+        assert.deepEqual(errors, [], 'dash.js errors');
+        assert.deepEqual(failed, [], 'failed requests');
+      } finally {
+        await page.close();
+      }
+    });
+  }
+
+  it('serves dash.js with the page: the script and the page answer 200', async () => {
+    const js = await request(master.url('/player/dash.all.min.js'));
+    assert.equal(js.status, 200);
+    assert.match(String(js.headers['content-type']), /^text\/javascript/);
+    assert.ok(js.body.length > 100_000, `${js.body.length} bytes`);
+    const page = await request(master.url('/player/dash.html'));
+    assert.equal(page.status, 200);
+    assert.match(page.body.toString(), /dash\.all\.min\.js/);
+  });
+});

@@ -98,8 +98,9 @@ export class Timeline {
   /**
    * Whether a block (its offset chosen) went out already: after a seam that
    * kept the offset, a track's blocks before where it ended are a replay.
-   * Per track, until its first block past that (B-frames' reordering after
-   * it is passed through).
+   * Per track, until its first block past that. (With B-frames, one shown
+   * before that end but decoded after the last block that went out is lost:
+   * a frame or two at the seam.)
    */
   delivered(track: number, time: number): boolean {
     const end = this.#catchUp.get(track);

@@ -2,13 +2,14 @@
 // they share its timestamps), and an edge host pulling `A|B`. A player of the edge host keeps
 // its connection while A is SIGKILLed; what it gets after the fail-over carries B's own
 // timestamps (no rebasing), so every edge host numbers the stream alike. Then A comes back on
-// its port and nothing breaks; when B dies in turn, the edge host goes back to A.
+// its port and nothing breaks; when B dies in turn, the edge host goes back to A. And an edge
+// host whose source process is killed goes on with the origin's timestamps too.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collect, makeClip, probe, type CollectResult, type ProbeResult } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
-import { assertNoStack, errorsIgnoringCut, request, stopQuietly, waitFor, waitForStream } from './helpers/live.js';
+import { assertNoStack, errorsIgnoringCut, getStats, request, stopQuietly, waitFor, waitForStats, waitForStream } from './helpers/live.js';
 import { assertMonotonicPts, packetPts } from './helpers/ingest.js';
 
 /** One frame of the clip's 25 fps video, of its 20 ms Opus. */
@@ -157,5 +158,64 @@ describe('an edge host pulling A|B: A is killed, comes back, B is killed', () =>
       assert.equal(m.proc.exitCode, null, m.stderr());
       assertNoStack(m.stderr());
     }
+  });
+});
+
+describe('an edge host\'s source is SIGKILLed: the next one goes on with the origin\'s timestamps', () => {
+  const masters: RunningMaster[] = [];
+  let origin: RunningMaster;
+  let edge: RunningMaster;
+  let got: CollectResult;
+  let fromOrigin: Map<number, number>;
+  let fromEdge: Map<number, number>;
+  let packets: Packets;
+
+  before(async () => {
+    const clip = await makeClip('webm-vp8-opus', { seconds: 6 });
+    const camera = await startMaster([`x=${clip}`, '--loop', '--edges', '1']);
+    masters.push(camera);
+    await waitForStream(camera, 'x', 10_000);
+    origin = await startMaster([`x=${camera.url('/live/x')}`, '--edges', '1']);
+    masters.push(origin);
+    await waitForStream(origin, 'x', 10_000);
+    edge = await startMaster([`x=${origin.url('/live/x')}`, '--edges', '1']);
+    masters.push(edge);
+    await waitForStream(edge, 'x', 10_000);
+    const recording = collect(edge.url('/live/x'), { ms: 14_000 });
+    await sleep(4000); // media from the first source run
+    const victim = (await getStats(edge)).pids.source!;
+    process.kill(victim, 'SIGKILL');
+    await waitForStats(edge, 'a new source', (s) => s.pids.source !== null && s.pids.source !== victim, 10_000);
+    await waitFor('the new source\'s pull on the origin', async () => (await pullers(origin)) === 1, 10_000);
+    const originRecording = collect(origin.url('/live/x'), { ms: 5000 });
+    got = await recording;
+    const originGot = await originRecording;
+    packets = await packetPts(got.file);
+    fromEdge = await videoSizes(got.file);
+    fromOrigin = await videoSizes(originGot.file);
+  });
+
+  after(async () => {
+    for (const m of masters.reverse()) await stopQuietly(m);
+  });
+
+  it('its player keeps its connection; pts rise', () => {
+    assert.equal(got.status, 200);
+    assert.equal(got.end, 'ms', `the player's connection ended early (${got.end}); ${edge.stderr()}`);
+    assertMonotonicPts(packets, ONE_FRAME_S, 'the edge host\'s player');
+  });
+
+  it('after the restart the edge host carries the origin\'s timestamps: the same frames at the same pts', (t) => {
+    let same = 0;
+    const differ: string[] = [];
+    for (const [pts, size] of fromOrigin) {
+      const mine = fromEdge.get(pts);
+      if (mine === undefined) continue;
+      if (mine === size) same++;
+      else differ.push(`${pts} ms: ${mine} B here, ${size} B from the origin`);
+    }
+    t.diagnostic(`${same} video frames at the same pts with the same size; ${differ.length} differ`);
+    assert.deepEqual(differ.slice(0, 5), [], edge.stderr());
+    assert.ok(same >= 50, `only ${same} of the origin's ${fromOrigin.size} video frames found at their pts in the edge host's recording`);
   });
 });

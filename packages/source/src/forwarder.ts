@@ -5,7 +5,7 @@
  * Position, PrevSize, …) describe the input's layout and are dropped. State
  * per stream, a few microseconds per block: it runs in the ingest's thread.
  */
-import { CorruptStreamError } from '@mkvcast/shared';
+import { CorruptStreamError, type TimelineCheckpoint } from '@mkvcast/shared';
 import { readBlock } from './block.js';
 import { PieceBuilder, type Piece } from './pieces.js';
 import { Timeline } from './timeline.js';
@@ -29,9 +29,14 @@ export class BlockForwarder {
   /** The current input Cluster's Timestamp as read, ticks. */
   #clusterTimestamp = 0;
 
-  /** `resumeEnd`: where the media a previous run of the source published ends, output ticks. */
-  constructor(resumeEnd?: number) {
-    this.#timeline = new Timeline(resumeEnd);
+  /** `resumeEnd`: where the media a previous run of the source published ends, output ticks; `resumed`: its timeline then. */
+  constructor(resumeEnd?: number, resumed?: TimelineCheckpoint) {
+    this.#timeline = new Timeline(resumeEnd, resumed);
+  }
+
+  /** For the stream's checkpoint: its timeline's offset and where its pass started. */
+  get timeline(): TimelineCheckpoint | undefined {
+    return this.#timeline.checkpoint;
   }
 
   beginPass(rules: PassRules): void {

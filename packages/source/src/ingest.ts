@@ -106,7 +106,8 @@ export class StreamIngest {
     this.#inputPacer = new Pacer(options.paced);
     this.#pacer = this.#inputPacer;
     const resume = options.resume;
-    this.#forwarder = new BlockForwarder(resume?.lastTicks);
+    // A file resumes at its byte position and places its first block where the promise ends, as it always did.
+    this.#forwarder = new BlockForwarder(resume?.lastTicks, resume?.file ? undefined : resume?.timeline);
     if (resume) {
       // The first block of this run is placed where the media published before ends.
       this.#origin = resume.originTicks;
@@ -304,6 +305,7 @@ export class StreamIngest {
       nextSeq: this.#promised.seq,
       lastTicks: this.#promised.ticks,
       originTicks: this.#origin!,
+      ...(this.#forwarder.timeline ? { timeline: this.#forwarder.timeline } : {}),
     });
   }
 }

@@ -1,3 +1,5 @@
+import type { TimelineCheckpoint } from '@mkvcast/shared';
+
 /**
  * A new pass continues the last one's timeline, offset kept, when its first
  * block lands (at the current offset) from this far before where the media
@@ -41,14 +43,31 @@ export class Timeline {
   #ticksPerSecond = 1000;
   /** After a seam that kept the offset: per track, where its media went out to; its blocks before that are dropped. */
   #catchUp = new Map<number, number>();
+  /** The same for tracks with no end of their own: after a restart, where all media ended. */
+  #catchUpAll: number | undefined;
+  /** Tracks past their catch-up in this pass. */
+  #caughtUp = new Set<number>();
+  /** A restarted source: the last run's offset and where its pass started, output ticks. */
+  #resumed: TimelineCheckpoint | undefined;
 
-  /** `resumeEnd`: where the media a previous run of the source published ends, in output ticks. */
-  constructor(resumeEnd?: number) {
+  /**
+   * `resumeEnd`: where the media a previous run of the source published
+   * ends, in output ticks; `resumed`: its offset then, when a new pass on
+   * the same timestamps may keep it.
+   */
+  constructor(resumeEnd?: number, resumed?: TimelineCheckpoint) {
     this.#end = resumeEnd;
+    this.#resumed = resumeEnd === undefined ? undefined : resumed;
   }
 
   get offset(): number {
     return this.#offset;
+  }
+
+  /** What a restarted source needs to keep this timeline; undefined before the first block. */
+  get checkpoint(): TimelineCheckpoint | undefined {
+    if (this.#firsts.size === 0) return undefined;
+    return { offset: this.#offset, passStart: Math.min(...this.#firsts.values()) + this.#offset };
   }
 
   /** A new EBML header (a new pass, or a new stream on the same input). Anything before it makes it a seam. */
@@ -56,6 +75,8 @@ export class Timeline {
     this.#frameTicks = frameTicks;
     this.#ticksPerSecond = ticksPerSecond;
     this.#catchUp = new Map();
+    this.#catchUpAll = undefined;
+    this.#caughtUp = new Set();
     this.#seam = this.#end !== undefined;
     if (this.#firsts.size > 0) this.#previousFirsts = this.#firsts;
     this.#firsts = new Map();
@@ -74,6 +95,7 @@ export class Timeline {
         this.#catchUp = new Map(this.#ends);
         return this.#offset;
       }
+      if (this.#resumes(time)) return this.#offset;
       // A Cluster Timestamp is unsigned (RFC 9559 §5.1.3.1): never write one below 0.
       this.#offset = Math.max(this.#seamOffset(track, time), -clusterTimestamp);
     }
@@ -89,10 +111,31 @@ export class Timeline {
    */
   #continues(track: number, time: number): boolean {
     if (this.#ends.size === 0 || this.#end === undefined) return false; // a restarted source does not know the offset it had
-    const at = time + this.#offset;
     const lastStart = this.#previousFirsts.get(track) ?? Math.min(...this.#previousFirsts.values());
-    if (!(at > lastStart + this.#offset)) return false;
-    return at >= this.#end - CONTINUE_BEFORE_S * this.#ticksPerSecond && at <= this.#end + CONTINUE_AFTER_S * this.#ticksPerSecond;
+    return this.#near(time + this.#offset, lastStart + this.#offset);
+  }
+
+  /**
+   * A restarted source's first pass, on the timestamps the last run had (an
+   * upstream's): the last run's offset is kept when the block lands near
+   * where the media ended and after where the last run's pass started. Only
+   * where all media ended is known, a promise ahead of it: everything
+   * before it is taken as sent.
+   */
+  #resumes(time: number): boolean {
+    const resumed = this.#resumed;
+    this.#resumed = undefined;
+    if (!resumed || this.#ends.size > 0 || this.#end === undefined) return false;
+    if (!this.#near(time + resumed.offset, resumed.passStart)) return false;
+    this.#offset = resumed.offset;
+    this.#catchUpAll = this.#end;
+    return true;
+  }
+
+  /** Within the window around where the media ends (output ticks), and after `lastStart`. */
+  #near(at: number, lastStart: number): boolean {
+    if (!(at > lastStart)) return false;
+    return at >= this.#end! - CONTINUE_BEFORE_S * this.#ticksPerSecond && at <= this.#end! + CONTINUE_AFTER_S * this.#ticksPerSecond;
   }
 
   /**
@@ -103,10 +146,12 @@ export class Timeline {
    * a frame or two at the seam.)
    */
   delivered(track: number, time: number): boolean {
-    const end = this.#catchUp.get(track);
+    let end = this.#catchUp.get(track);
+    if (end === undefined && this.#catchUpAll !== undefined && !this.#caughtUp.has(track)) end = this.#catchUpAll;
     if (end === undefined) return false;
     if (time + this.#offset < end) return true;
     this.#catchUp.delete(track);
+    this.#caughtUp.add(track);
     return false;
   }
 

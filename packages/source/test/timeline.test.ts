@@ -148,3 +148,21 @@ test('the window is in seconds, whatever the TimestampScale (0.1 ms ticks)', () 
   assert.equal(timeline.offsetFor(AUDIO, 450_200, 450_200), 0);
   assert.equal(timeline.delivered(AUDIO, 450_200), false);
 });
+
+test('a restarted source whose upstream serves the same timestamps keeps the last run\'s offset; what it replays up to the promised end is dropped', () => {
+  // The last run: offset 300 (it had rebased once), its pass started at output 1300, media promised to end by 9000.
+  const timeline = new Timeline(9000, { offset: 300, passStart: 1300 });
+  // The origin starts the new run at its newest keyframe, input 8167 (output 8467): before the promise.
+  const out = feed(timeline, av(8167, 8900));
+  assert.equal(timeline.offset, 300, 'the last run\'s offset');
+  const kept = out.filter((t) => t !== null);
+  assert.ok(kept.length > 0 && kept.every((t) => t >= 9000), `only blocks from the promised end on: ${kept.join(', ')}`);
+  assert.equal(kept[0], 9000, 'audio 8700 + 300: the first at or past 9000');
+});
+
+test('a restarted source whose input starts again where the last run\'s pass started is rebased, as before', () => {
+  const timeline = new Timeline(5000, { offset: 0, passStart: 0 });
+  assert.equal(feed(timeline, av(0, 200))[0], 5000, 'a publisher from 0: placed where the promise ends');
+  const file = new Timeline(5000);
+  assert.equal(feed(file, av(4000, 4200))[0], 5000, 'no timeline in the checkpoint (a file): placed where the promise ends');
+});

@@ -4,13 +4,15 @@
 // at its own t, init + segments decode with ffmpeg; both edges give the same bytes for the
 // same t; audio-only streams cut 2 s slots; H.264 Matroska still gets a manifest.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { durationMs, getManifest, maxAge, must, waitForSegments, type Listed, type Manifest } from './helpers/dash.js';
+import { durationMs, fromEveryEdge, getManifest, maxAge, must, waitForSegments, type Listed, type Manifest } from './helpers/dash.js';
 import { request, stopQuietly, waitFor, type Reply } from './helpers/live.js';
-import { makeClip, probe } from './helpers/media.js';
+import { ffmpegPath, makeClip, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 
 const EDGES = 2;
@@ -158,12 +160,7 @@ describe('WebM DASH (VP8 + Opus)', { timeout: 120_000 }, () => {
 
   it(`both edges give the same bytes and ETag for the same t`, async () => {
     const t = m.segments[m.segments.length - 2]!.t;
-    const byEdge = new Map<string, Reply>();
-    // The kernel spreads connections over the edges' accept calls: ask in parallel until both answered.
-    for (let round = 0; round < 25 && byEdge.size < EDGES; round++) {
-      const replies = await Promise.all(Array.from({ length: 4 }, () => getSegment('cam', t)));
-      for (const r of replies) byEdge.set(String(r.headers['x-mkvcast-edge']), r);
-    }
+    const byEdge = await fromEveryEdge(() => getSegment('cam', t), EDGES);
     assert.deepEqual([...byEdge.keys()].sort(), ['1', '2'], 'both edges answered');
     const [a, b] = [...byEdge.values()];
     assert.ok(a!.body.equals(b!.body), 'byte-identical');
@@ -187,6 +184,15 @@ describe('audio-only WebM DASH', { timeout: 60_000 }, () => {
     assert.equal(result.errors, '');
     assert.ok(result.audioPackets > 50 * run.length, `${result.audioPackets} packets`);
   });
+
+  it("ffmpeg's DASH demuxer reads its manifest (one track: one Representation is one stream to it) and decodes 3 s", async () => {
+    const { stdout, stderr } = await promisify(execFile)(ffmpegPath, [
+      '-nostdin', '-v', 'error', '-i', master.url('/live/aud/manifest.mpd'), '-t', '3', '-f', 'framemd5', '-',
+    ], { timeout: 30_000 });
+    assert.equal(stderr, '');
+    const frames = stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+    assert.ok(frames >= 140, `${frames} Opus frames of 20 ms in 3 s`);
+  });
 });
 
 describe('H.264 Matroska DASH', { timeout: 60_000 }, () => {
@@ -200,5 +206,29 @@ describe('H.264 Matroska DASH', { timeout: 60_000 }, () => {
     const result = await decodes('avc', init, [(await getSegment('avc', s.t)).body]);
     assert.equal(result.errors, '');
     assert.equal(result.firstVideoKey, true);
+  });
+});
+
+describe('the DASH window follows --buffer', { timeout: 60_000 }, () => {
+  it('--buffer 3: timeShiftBufferDepth PT3S, and the listed segments span at most 3 s once more has passed', async () => {
+    const clip = await makeClip('webm-vp8-opus', { seconds: 8 });
+    const short = await startMaster([`cam=${clip}`, '--loop', '--buffer', '3']);
+    try {
+      const first = await waitForSegments(short, 'cam', 1);
+      const since = first.segments[0]!.t;
+      // 6 s of media later the window has been trimmed a few times over.
+      const m = await waitFor('segments 6 s after the first', async () => {
+        const now = await getManifest(short, 'cam');
+        return now.segments.some((s) => s.t >= since + 6000) ? now : undefined;
+      }, 30_000, 200);
+      assert.equal(durationMs(m.mpd.attrs.timeShiftBufferDepth), 3000);
+      const [a, z] = [m.segments[0]!, m.segments[m.segments.length - 1]!];
+      assert.ok(z.t + z.d - a.t <= 3000, `listed: ${JSON.stringify(m.segments)}`);
+      assert.ok(a.t > since, 'the oldest segments left the window');
+      const gone = await request(short.url(`/live/cam/${since}.webm`));
+      assert.equal(gone.status, 404, 'a segment out of the window is gone');
+    } finally {
+      await stopQuietly(short);
+    }
   });
 });

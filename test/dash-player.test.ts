@@ -1,6 +1,6 @@
 // dash.js in a real Chromium (Debian's /usr/bin/chromium through playwright-core; no browser is
-// downloaded) plays the server's own player page, /player/dash.html, on live WebM streams, VP8
-// and VP9: the video plays 5 s of media past where it started, and dash.js reports no error.
+// downloaded) plays the server's own player page, /player/dash.html, on live WebM streams, VP8,
+// VP9 and audio-only Opus: it plays 5 s of media past where it started, and dash.js reports no error.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -53,9 +53,9 @@ describe('dash.js in Chromium plays the DASH manifest', { skip }, () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-dash-player-'));
-    const [vp8, vp9] = await Promise.all([makeClip('webm-vp8-opus', { seconds: 8 }), vp9Clip(dir)]);
-    master = await startMaster([`vp8=${vp8}`, `vp9=${vp9}`, '--loop', '--edges', '2']);
-    await Promise.all([waitForSegments(master, 'vp8', 3), waitForSegments(master, 'vp9', 3)]);
+    const [vp8, vp9, opus] = await Promise.all([makeClip('webm-vp8-opus', { seconds: 8 }), vp9Clip(dir), makeClip('audio-only', { seconds: 8 })]);
+    master = await startMaster([`vp8=${vp8}`, `vp9=${vp9}`, `opus=${opus}`, '--loop', '--edges', '2']);
+    await Promise.all([waitForSegments(master, 'vp8', 3), waitForSegments(master, 'vp9', 3), waitForSegments(master, 'opus', 2)]);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--autoplay-policy=no-user-gesture-required'] });
   });
 
@@ -65,9 +65,9 @@ describe('dash.js in Chromium plays the DASH manifest', { skip }, () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  for (const [name, codecs] of [['vp8', 'vp8,opus'], ['vp9', /^vp09\.\d\d\.\d\d\.\d\d,opus$|^vp9,opus$/]] as const) {
+  for (const [name, codecs] of [['vp8', 'vp8,opus'], ['vp9', /^vp09\.\d\d\.\d\d\.\d\d,opus$|^vp9,opus$/], ['opus', 'opus']] as const) {
     it(`${name}: /player/dash.html?stream=${name} plays ${PLAY_S} s past its first picture, with no dash.js error`, { timeout: 90_000 }, async () => {
-      const m = await waitForSegments(master, name, 3);
+      const m = await waitForSegments(master, name, 2);
       const rep = m.mpd.children[0]!.children[0]!.children.find((c) => c.name === 'Representation')!;
       if (typeof codecs === 'string') assert.equal(rep.attrs.codecs, codecs);
       else assert.match(rep.attrs.codecs ?? '', codecs);

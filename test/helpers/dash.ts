@@ -143,3 +143,19 @@ export function maxAge(cacheControl: string | string[] | undefined): number {
   assert.ok(match, `max-age in Cache-Control: ${cacheControl}`);
   return Number(match[1]);
 }
+
+/**
+ * Replies from `edges` different edges (by `X-Mkvcast-Edge`) to `get`. The kernel gives each
+ * connection to whichever edge accepts first, and a just-restarted edge may not listen yet:
+ * ask 4 at a time until every edge answered, bounded by 200 rounds and `timeoutMs`.
+ */
+export async function fromEveryEdge(get: () => Promise<Reply>, edges: number, timeoutMs = 20_000): Promise<Map<string, Reply>> {
+  const byEdge = new Map<string, Reply>();
+  const deadline = Date.now() + timeoutMs;
+  for (let round = 0; round < 200 && byEdge.size < edges && Date.now() < deadline; round++) {
+    const replies = await Promise.all(Array.from({ length: 4 }, get));
+    for (const r of replies) byEdge.set(String(r.headers['x-mkvcast-edge']), r);
+  }
+  assert.equal(byEdge.size, edges, `answers from ${edges} edges: got ${[...byEdge.keys()].join(', ')}`);
+  return byEdge;
+}

@@ -139,6 +139,8 @@ export class DashStore {
   }
 
   #onBlock(block: Block, now: number): void {
+    // Before media time 0 (a negative relative timecode in the first Cluster): no Cluster Timestamp, which is unsigned, can hold it.
+    if (block.time < 0) return;
     if (this.#opensGop(block)) {
       if (this.#gop) this.#publish(this.#gop, block.time, now);
       this.#gop = { start: block.time, blocks: [], bytes: 0 };

@@ -158,6 +158,14 @@ describe('DASH segments from Clusters', () => {
     assert.deepEqual(blocksOf(bytes)!.map((b) => b.time), [100, 30_000, 70_000]);
   });
 
+  it('blocks before media time 0 are left out: no Cluster Timestamp (unsigned) can hold them', () => {
+    // A Cluster at 0 whose keyframe's relative timecode is -40, audio at -10 and 10; keyframes at 1000 and 2000.
+    const store = new DashStore(header([VIDEO, AUDIO]), LIMITS);
+    store.push(cluster(0, simpleBlock(1, -40, true, 'k'), simpleBlock(2, -10, true, 'a'), simpleBlock(2, 10, true, 'b'), simpleBlock(1, 1000, true, 'k'), simpleBlock(1, 2000, true, 'k')), 0);
+    assert.deepEqual(store.segments().map((s) => s.t), [1000]);
+    assert.deepEqual(blocksOf(store.segment(1000)!.bytes)!.map((b) => b.time), [1000]);
+  });
+
   it('BlockGroups: keyframe when no ReferenceBlock; timecodes rewritten inside them', () => {
     const c1 = cluster(1000, blockGroup(1, 0, true, 'k'), blockGroup(1, 40, false, 'p'));
     const c2 = cluster(1500, blockGroup(1, 500, true, 'k2'));

@@ -21,11 +21,13 @@ export interface StartOptions {
   timeoutMs?: number;
   /** The master's environment (default: the test's), e.g. a PATH that decides which ffmpeg it finds. */
   env?: NodeJS.ProcessEnv;
+  /** The port to listen on (default 0: any free one), e.g. a master restarted where its pullers look for it. */
+  port?: number;
 }
 
-/** Starts `master <args> --port 0 --host 127.0.0.1` and waits for its listening line. */
+/** Starts `master <args> --port 0 --host 127.0.0.1` (or `options.port`) and waits for its listening line. */
 export async function startMaster(args: string[], options: StartOptions = {}): Promise<RunningMaster> {
-  const proc = spawn(process.execPath, [MASTER_BIN, ...args, '--port', '0', '--host', '127.0.0.1'], {
+  const proc = spawn(process.execPath, [MASTER_BIN, ...args, '--port', String(options.port ?? 0), '--host', '127.0.0.1'], {
     stdio: [options.stdin ?? 'ignore', 'ignore', 'pipe'],
     ...(options.env ? { env: options.env } : {}),
   });

@@ -209,7 +209,8 @@ function makeInput(name: string, given: string, loop: boolean, realtime: boolean
   const live = LIVE_URL.test(path!);
   if (live) [path!, ...fallbacks].forEach(checkUrl);
   else checkReadable(path!);
-  if (fallbacks.length > 0 && !/^https?:/i.test(path!)) throw new UsageError(`only http(s) inputs fail over: ${given}`);
+  // Every URL of a fail-over list is pulled by the upstream input, which speaks only http(s).
+  if (fallbacks.length > 0 && ![path!, ...fallbacks].every((url) => /^https?:/i.test(url))) throw new UsageError(`only http(s) inputs fail over: ${given}`);
   if (loop && explicitLoop && (path === '-' || live)) throw new UsageError(`--loop needs a file; ${path === '-' ? 'standard input' : path} cannot be repeated`);
   const paced = live ? false : realtime ?? (path !== '-' || fstatSync(0).isFile());
   return { name, path: path!, paced, loop: loop && !live && path !== '-', ...(fallbacks.length > 0 ? { fallbacks } : {}) };

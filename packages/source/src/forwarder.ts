@@ -5,7 +5,7 @@
  * Position, PrevSize, …) describe the input's layout and are dropped. State
  * per stream, a few microseconds per block: it runs in the ingest's thread.
  */
-import { CorruptStreamError } from '@mkvcast/shared';
+import { CorruptStreamError, type TimelineCheckpoint } from '@mkvcast/shared';
 import { readBlock } from './block.js';
 import { PieceBuilder, type Piece } from './pieces.js';
 import { Timeline } from './timeline.js';
@@ -18,6 +18,8 @@ export interface PassRules {
   splitInterval: number;
   /** DefaultDuration of the tracks that have one, in ticks. */
   frameTicks: ReadonlyMap<number, number>;
+  /** Ticks per second, from the TimestampScale. */
+  ticksPerSecond: number;
 }
 
 export class BlockForwarder {
@@ -27,13 +29,18 @@ export class BlockForwarder {
   /** The current input Cluster's Timestamp as read, ticks. */
   #clusterTimestamp = 0;
 
-  /** `resumeEnd`: where the media a previous run of the source published ends, output ticks. */
-  constructor(resumeEnd?: number) {
-    this.#timeline = new Timeline(resumeEnd);
+  /** `resumeEnd`: where the media a previous run of the source published ends, output ticks; `resumed`: its timeline then. */
+  constructor(resumeEnd?: number, resumed?: TimelineCheckpoint) {
+    this.#timeline = new Timeline(resumeEnd, resumed);
+  }
+
+  /** For the stream's checkpoint: its timeline's offset and where its pass started. */
+  get timeline(): TimelineCheckpoint | undefined {
+    return this.#timeline.checkpoint;
   }
 
   beginPass(rules: PassRules): void {
-    this.#timeline.beginPass(rules.frameTicks);
+    this.#timeline.beginPass(rules.frameTicks, rules.ticksPerSecond);
     this.#builder.rules = { videoTrack: rules.videoTrack, splitInterval: rules.splitInterval };
   }
 
@@ -47,6 +54,7 @@ export class BlockForwarder {
     if (block === null) return;
     const input = this.#clusterTimestamp + block.relative;
     const offset = this.#timeline.offsetFor(block.track, input, this.#clusterTimestamp);
+    if (this.#timeline.delivered(block.track, input)) return;
     const clusterTimestamp = this.#clusterTimestamp + offset;
     if (clusterTimestamp < 0) {
       throw new CorruptStreamError(`a Cluster Timestamp (${this.#clusterTimestamp}) falls before the start of its stream`);

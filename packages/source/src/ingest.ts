@@ -106,7 +106,8 @@ export class StreamIngest {
     this.#inputPacer = new Pacer(options.paced);
     this.#pacer = this.#inputPacer;
     const resume = options.resume;
-    this.#forwarder = new BlockForwarder(resume?.lastTicks);
+    // A file resumes at its byte position and places its first block where the promise ends, as it always did.
+    this.#forwarder = new BlockForwarder(resume?.lastTicks, resume?.file ? undefined : resume?.timeline);
     if (resume) {
       // The first block of this run is placed where the media published before ends.
       this.#origin = resume.originTicks;
@@ -237,7 +238,7 @@ export class StreamIngest {
     const frameTicks = new Map([...header.defaultDurations].map(([track, ns]) => [track, Math.round(ns / header.timestampScale)]));
     const splitMs = header.videoTrack ? VIDEO_SPLIT_MS : AUDIO_SPLIT_MS;
     const splitInterval = Math.round((splitMs * 1e6) / header.timestampScale);
-    this.#forwarder.beginPass({ videoTrack: header.videoTrack, splitInterval, frameTicks });
+    this.#forwarder.beginPass({ videoTrack: header.videoTrack, splitInterval, frameTicks, ticksPerSecond: 1e9 / header.timestampScale });
     if (!this.#hub.openStream(this.name, header)) return;
     const codecs = header.tracks.map((t) => `${t.type} ${t.codec}`).join(', ');
     this.#log.info(`stream '${this.name}': ${header.docType}, ${codecs}`);
@@ -304,6 +305,7 @@ export class StreamIngest {
       nextSeq: this.#promised.seq,
       lastTicks: this.#promised.ticks,
       originTicks: this.#origin!,
+      ...(this.#forwarder.timeline ? { timeline: this.#forwarder.timeline } : {}),
     });
   }
 }

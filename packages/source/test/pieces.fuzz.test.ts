@@ -168,6 +168,7 @@ const rulesArb: fc.Arbitrary<PassRules> = fc.record({
   videoTrack: fc.constantFrom(0, 1, 2),
   splitInterval: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 3000 })),
   frameTicks: fc.array(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 100 })), { maxLength: 3 }).map((pairs) => new Map(pairs)),
+  ticksPerSecond: fc.constant(1000),
 });
 
 /**

@@ -183,7 +183,7 @@ test('rejects URLs it cannot pull', () => {
 
 // ------------------------------------------------------------------ failover
 
-test('fails over in order, starting from the first URL every round', async (t) => {
+test('fails over in order; a round starts after the URL whose session ended (here the last: so the first)', async (t) => {
   const journal: string[] = [];
   const gone = await refused();
   const notFound = await origin(t, (_req, res) => (journal.push('404'), res.writeHead(404).end()));
@@ -202,6 +202,31 @@ test('fails over in order, starting from the first URL every round', async (t) =
   assert.match(log[0]!, /\/gone \(attempt 1\): .*ECONNREFUSED/);
   assert.match(log[1]!, /\/a \(attempt 2\): HTTP 404 Not Found/);
   assert.match(log[2]!, /\/b \(attempt 3\): HTTP 500 Internal Server Error/);
+});
+
+test('a session that ends moves on to the next URL: on B, it stays on B when A is back, and goes back to A when B fails', async (t) => {
+  const a = await origin(t, (req, res, hit) => streams(`A ${hit}`)(req, res, hit));
+  const b = await origin(t, (req, res, hit) => streams(`B ${hit}`)(req, res, hit));
+  const { upstream } = source(t, [`${a.base}/x`, `${b.base}/x`]);
+  const order: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const session = await upstream.next(bounded());
+    order.push(String(await readAll(session!.stream)));
+  }
+  // Each session ends (the origin closes it): the next is asked of the other origin first.
+  assert.deepEqual(order, ['A 1', 'B 1', 'A 2', 'B 2']);
+  assert.deepEqual([a.hits.length, b.hits.length], [2, 2], 'no request to the origin whose session just ended');
+});
+
+test('after a session from A, a dead B is skipped and A serves again', async (t) => {
+  const gone = await refused();
+  const a = await origin(t, (req, res, hit) => streams(`A ${hit}`)(req, res, hit));
+  const { upstream, log } = source(t, [`${a.base}/x`, gone]);
+  const one = await upstream.next(bounded());
+  assert.equal(String(await readAll(one!.stream)), 'A 1');
+  const two = await upstream.next(bounded());
+  assert.equal(String(await readAll(two!.stream)), 'A 2');
+  assert.match(log.join('\n'), /\/gone \(attempt 2\): .*ECONNREFUSED/, 'B was asked first');
 });
 
 test('an https URL is fetched over TLS (here it fails against a plain server, and the next URL wins)', async (t) => {

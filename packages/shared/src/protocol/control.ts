@@ -193,6 +193,17 @@ export interface StreamCheckpoint {
   originTicks: number;
   /** A file input: the pass it is in and the byte offset of the first Cluster not yet published in full. */
   file?: { pass: number; offset: number };
+  /**
+   * The offset added to input timestamps in the current pass, and where that
+   * pass started (output ticks): a live input back on the same timestamps
+   * (an upstream) keeps the offset after a restart too.
+   */
+  timeline?: TimelineCheckpoint;
+}
+
+export interface TimelineCheckpoint {
+  offset: number;
+  passStart: number;
 }
 
 /** Source → master: a stream's checkpoint, sent before any Segment that would go past its promise. */

@@ -37,8 +37,11 @@ function parseUpstreamUrl(text: string): URL {
 
 /**
  * Pulls a live Matroska/WebM stream from an HTTP(S) origin, session after session, forever.
- * Each round tries the URLs in order from the first; the first 200 wins. When all fail it waits
- * (exponential backoff, reset once a session delivers data) and starts the round again.
+ * Each round tries the URLs in order, the first 200 wins. A round starts at the URL after the
+ * one whose session just ended (a dropped or stalled origin is not asked first again; a host
+ * that vanished would cost an idle timeout), so a stream failed over to B stays on B while B
+ * serves, whether A is back or not: no second seam. When all fail it waits (exponential
+ * backoff, reset once a session delivers data) and starts the round again.
  */
 export class UpstreamSource implements SessionSource {
   readonly #urls: URL[];
@@ -51,6 +54,8 @@ export class UpstreamSource implements SessionSource {
   #closed = false;
   /** The body of the last session handed out: did its reader get any bytes? */
   #last: IncomingMessage | undefined;
+  /** Where the next round starts: after the URL of the last session. */
+  #first = 0;
   readonly #requests = new Set<ClientRequest>();
   readonly #responses = new Set<IncomingMessage>();
   /** Wakes pending waits when the source is closed. */
@@ -72,10 +77,14 @@ export class UpstreamSource implements SessionSource {
     if (this.#closed) return null;
     if (!(await this.#afterSession(signal))) return null;
     for (;;) {
-      for (const url of this.#urls) {
+      for (let i = 0; i < this.#urls.length; i++) {
         if (this.#closed) return null;
-        const session = await this.#try(url, signal);
-        if (session) return session;
+        const index = (this.#first + i) % this.#urls.length;
+        const session = await this.#try(this.#urls[index]!, signal);
+        if (session) {
+          this.#first = (index + 1) % this.#urls.length;
+          return session;
+        }
       }
       if (this.#closed) return null;
       const n = this.#urls.length;

@@ -17,10 +17,10 @@ import { MASTER_BIN } from './helpers/server.js';
 import { onPath } from './helpers/ingest.js';
 import { request, waitFor } from './helpers/live.js';
 import { sampleTree, cpuDelta, type TreeSample } from '../bench/procstats.js';
-import { parseTimeline, type LoadSummary } from './tier-dashload.js';
-import { nginxCacheConfig } from './tier-nginx.js';
+import { parseTimeline, type LoadSummary } from './helpers/dashLoad.js';
+import { nginxCacheConfig } from './helpers/nginx.js';
 
-const LOAD_BIN = fileURLToPath(new URL('./tier-dashload.js', import.meta.url));
+const LOAD_BIN = fileURLToPath(new URL('./helpers/dashLoad.js', import.meta.url));
 /** DASH clients on the client host; MKVCAST_TIER_CLIENTS=1000 for the figures in docs/deploy.md. */
 const CLIENTS = Math.min(Number(process.env.MKVCAST_TIER_CLIENTS) || 300, 2000);
 const LOAD_SECONDS = 40;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const DOC = new URL('../../docs/nginx-mkvcast.conf', import.meta.url);
+const DOC = new URL('../../../docs/nginx-mkvcast.conf', import.meta.url);
 
 export interface NginxPlace {
   /** A private directory: the cache, logs and nginx's temporary files go there. */

@@ -4,7 +4,7 @@
 // players of the endless stream ride along. Bounded by client count and time; prints one JSON
 // summary on stdout.
 //
-//   node tier-dashload.js '{"base":"http://10.77.0.31:8080/live/x","clients":300,"seconds":40,"streams":2}'
+//   node helpers/dashLoad.js '{"base":"http://10.77.0.31:8080/live/x","clients":300,"seconds":40,"streams":2}'
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -18,7 +18,7 @@ import { onPath } from './helpers/ingest.js';
 import { request, waitFor } from './helpers/live.js';
 import { sampleTree, cpuDelta, type TreeSample } from '../bench/procstats.js';
 import { parseTimeline, type LoadSummary } from './helpers/dashLoad.js';
-import { nginxCacheConfig } from './helpers/nginx.js';
+import { nginxBin, nginxCacheConfig } from './helpers/nginx.js';
 
 const LOAD_BIN = fileURLToPath(new URL('./helpers/dashLoad.js', import.meta.url));
 /** DASH clients on the client host; MKVCAST_TIER_CLIENTS=1000 for the figures in docs/deploy.md. */
@@ -47,9 +47,6 @@ async function missing(): Promise<string | null> {
   return null;
 }
 
-function nginxBin(): string | null {
-  return onPath('nginx') ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null);
-}
 
 function run(cmd: string, args: string[], timeoutMs = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -87,6 +87,15 @@ export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 50
   });
 }
 
+/** A loopback TCP port free a moment ago, for a peer (nginx) that must be told its port. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 /** Polls `check` until it returns something other than undefined/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,

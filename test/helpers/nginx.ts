@@ -1,7 +1,8 @@
 // The nginx config that docs/nginx-mkvcast.conf documents, made runnable on the test's hosts.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { onPath } from './ingest.js';
 
 const DOC = new URL('../../../docs/nginx-mkvcast.conf', import.meta.url);
 
@@ -10,8 +11,13 @@ export interface NginxPlace {
   dir: string;
   /** address:port nginx listens on. */
   listen: string;
-  /** The two edge hosts, address:port. */
+  /** The two edge hosts, address:port (one host twice is fine). */
   edges: [string, string];
+}
+
+/** Debian's nginx (package nginx), on PATH or where Debian puts it; null when there is none. */
+export function nginxBin(): string | null {
+  return onPath('nginx') ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null);
 }
 
 /** A whole nginx.conf whose http block is docs/nginx-mkvcast.conf with this run's addresses and paths. */
@@ -26,8 +32,8 @@ export function nginxCacheConfig(place: NginxPlace): string {
   swap('listen 80;', `listen ${place.listen};`);
   swap('/var/cache/nginx/mkvcast', path.join(place.dir, 'cache'));
   swap('/var/log/nginx/mkvcast-upstream.log', path.join(place.dir, 'upstream.log'));
-  // Root runs the test; nginx's workers would otherwise be "nobody", who cannot write to a
-  // private temporary directory.
+  // As root, nginx's workers would otherwise be "nobody", who cannot write to a private
+  // temporary directory (run as anyone else, nginx ignores the line with a warning).
   return `user root;
 worker_processes 1;
 pid ${path.join(place.dir, 'nginx.pid')};

@@ -2,19 +2,17 @@
 // downloaded) plays the server's own player page, /player/dash.html, on live WebM streams, VP8,
 // VP9 and audio-only Opus: it plays 5 s of media past where it started, and dash.js reports no error.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Response } from 'playwright-core';
 import { waitForSegments } from './helpers/dash.js';
 import { killTool, startTool, toolExit } from './helpers/ingest.js';
 import { freePort, request, stopQuietly, waitFor } from './helpers/live.js';
 import { nginxBin, nginxCacheConfig } from './helpers/nginx.js';
-import { ffmpegPath, makeClip } from './helpers/media.js';
+import { makeClip } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -33,20 +31,6 @@ declare const document: { getElementById(id: 'video'): PageVideo | null };
 declare const window: { mkvcastDash?: { errors: string[] }; firstTime?: number };
 
 const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (Debian package chromium; .ci/run installs it as root)`;
-
-/** A VP9 + Opus WebM clip (libvpx-vp9 of the npm ffmpeg), 1 s GOPs. */
-async function vp9Clip(dir: string): Promise<string> {
-  const file = path.join(dir, 'vp9.webm');
-  await promisify(execFile)(ffmpegPath, [
-    '-nostdin', '-v', 'error', '-y',
-    '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-t', '8', '-map', '0:v', '-map', '1:a',
-    '-c:v', 'libvpx-vp9', '-b:v', '300k', '-g', '25', '-deadline', 'realtime', '-cpu-used', '8',
-    '-c:a', 'libopus', '-b:a', '48k', '-f', 'webm', file,
-  ], { timeout: 120_000 });
-  return file;
-}
 
 /**
  * Opens the player page at `url` and waits until its video has played PLAY_S seconds past its
@@ -98,7 +82,7 @@ describe('dash.js in Chromium plays the DASH manifest', { skip }, () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-dash-player-'));
-    const [vp8, vp9, opus] = await Promise.all([makeClip('webm-vp8-opus', { seconds: 8 }), vp9Clip(dir), makeClip('audio-only', { seconds: 8 })]);
+    const [vp8, vp9, opus] = await Promise.all([makeClip('webm-vp8-opus', { seconds: 8 }), makeClip('webm-vp9-opus', { seconds: 8 }), makeClip('audio-only', { seconds: 8 })]);
     master = await startMaster([`vp8=${vp8}`, `vp9=${vp9}`, `opus=${opus}`, '--loop', '--edges', '2']);
     await Promise.all([waitForSegments(master, 'vp8', 3), waitForSegments(master, 'vp9', 3), waitForSegments(master, 'opus', 2)]);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--autoplay-policy=no-user-gesture-required'] });

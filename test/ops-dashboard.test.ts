@@ -3,17 +3,15 @@
 // for is a 404; and H.264 Matroska plays past its first frame, as the same file does when
 // served statically.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ffmpegPath, makeClip } from './helpers/media.js';
+import { makeClip } from './helpers/media.js';
 import { request, stopQuietly, waitForStats, waitForStream } from './helpers/live.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 
@@ -87,19 +85,6 @@ async function playedPast(page: Page, selector: string, seconds: number, frames:
   return page.$eval(selector, readPlayback as (e: unknown) => Playback);
 }
 
-/** An HEVC + AAC Matroska clip (libx265 of the npm ffmpeg), which Debian's Chromium cannot decode. */
-async function hevcClip(dir: string): Promise<string> {
-  const file = path.join(dir, 'hevc.mkv');
-  await promisify(execFile)(ffmpegPath, [
-    '-nostdin', '-v', 'error', '-y',
-    '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-t', '4', '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-g', '25',
-    '-c:a', 'aac', '-f', 'matroska', file,
-  ], { timeout: 120_000 });
-  return file;
-}
-
 describe('dashboard in Chromium', { skip }, () => {
   let master: RunningMaster;
   let dir: string;
@@ -113,7 +98,7 @@ describe('dashboard in Chromium', { skip }, () => {
     const webm = await makeClip('webm-vp8-opus', { seconds: 8 });
     h264Clip = await makeClip('mkv-h264-aac', { seconds: 8 });
     dir = await mkdtemp(path.join(os.tmpdir(), 'mkvcast-dash-'));
-    const hevc = await hevcClip(dir);
+    const hevc = await makeClip('mkv-hevc-aac', { seconds: 4 });
     master = await startMaster([`${WEBM}=${webm}`, `${H264}=${h264Clip}`, `${HEVC}=${hevc}`, '--loop', '--edges', '2']);
     for (const name of [WEBM, H264, HEVC]) await waitForStream(master, name);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--autoplay-policy=no-user-gesture-required'] });

@@ -20,8 +20,11 @@ export type ClipKind =
   | 'mkv-h264-aac'
   | 'audio-only'
   | 'piped-mkv'
-  | 'webm-late-start';
+  | 'webm-late-start'
+  | 'webm-vp9-opus'
+  | 'mkv-hevc-aac';
 
+/** The kinds the media test makes and checks (the browser tests check VP9 and HEVC themselves). */
 export const clipKinds: readonly ClipKind[] = [
   'webm-vp8-opus',
   'mkv-h264-aac',
@@ -56,6 +59,9 @@ const H264 = [
   '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '2', '-b:v', '450k', '-pix_fmt', 'yuv420p',
 ];
 const AAC = ['-c:a', 'aac', '-b:a', '64k', '-ac', '2'];
+const VP9 = ['-c:v', 'libvpx-vp9', '-b:v', '300k', '-g', '25', '-deadline', 'realtime', '-cpu-used', '8'];
+/** HEVC: what Debian's Chromium cannot decode. */
+const HEVC = ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-g', '25'];
 
 interface Recipe {
   ext: string;
@@ -76,6 +82,10 @@ function recipe(kind: ClipKind): Recipe {
     case 'piped-mkv':
       // -g 50: a GOP (2 s) spans several of the ~32 KiB / ~260 ms clusters ffmpeg cuts on a pipe.
       return { ext: 'mkv', piped: true, args: ['-map', '0:v', '-map', '1:a', ...H264, '-g', '50', ...AAC, '-f', 'matroska'] };
+    case 'webm-vp9-opus':
+      return { ext: 'webm', piped: false, args: ['-map', '0:v', '-map', '1:a', ...VP9, ...OPUS, '-f', 'webm'] };
+    case 'mkv-hevc-aac':
+      return { ext: 'mkv', piped: false, args: ['-map', '0:v', '-map', '1:a', ...HEVC, ...AAC, '-f', 'matroska'] };
     case 'webm-late-start':
       return {
         ext: 'webm',

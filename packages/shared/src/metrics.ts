@@ -187,8 +187,18 @@ export function gaugeFrom(registry: ProcessRegistry, name: string, help: string,
 
 /** A counter per label value (`{stream}`, `{reason}`), read at collect time. */
 export function labelledCounterFrom(registry: ProcessRegistry, name: string, help: string, label: string, read: () => Labelled): void {
-  registry.define(({ Counter }, r) => {
-    new Counter({
+  labelledFrom('Counter', registry, name, help, label, read);
+}
+
+/** A gauge per label value, read at collect time (values gone since the last scrape disappear). */
+export function labelledGaugeFrom(registry: ProcessRegistry, name: string, help: string, label: string, read: () => Labelled): void {
+  labelledFrom('Gauge', registry, name, help, label, read);
+}
+
+/** Either kind: reset, then each label value's figure added to 0. */
+function labelledFrom(kind: 'Counter' | 'Gauge', registry: ProcessRegistry, name: string, help: string, label: string, read: () => Labelled): void {
+  registry.define((prom, r) => {
+    new prom[kind]({
       name,
       help,
       labelNames: [label],
@@ -196,22 +206,6 @@ export function labelledCounterFrom(registry: ProcessRegistry, name: string, hel
       collect() {
         this.reset();
         for (const [value, n] of entries(read())) this.inc({ [label]: value }, n);
-      },
-    });
-  });
-}
-
-/** A gauge per label value, read at collect time (values gone since the last scrape disappear). */
-export function labelledGaugeFrom(registry: ProcessRegistry, name: string, help: string, label: string, read: () => Labelled): void {
-  registry.define(({ Gauge }, r) => {
-    new Gauge({
-      name,
-      help,
-      labelNames: [label],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const [value, n] of entries(read())) this.set({ [label]: value }, n);
       },
     });
   });

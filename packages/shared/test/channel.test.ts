@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { unpack } from 'msgpackr';
-import { Channel, encodeFrame } from '../src/protocol/channel.js';
+import { Channel, encodeFrame, encodeSegmentFrame } from '../src/protocol/channel.js';
 
 type Msg = { type: string; n?: number; bytes?: Uint8Array };
 
@@ -34,6 +34,36 @@ test('encodeFrame: 4-byte big-endian length, then msgpack, in memory of its own'
   // pack() reuses one scratch buffer: a later encoding must not change an earlier frame.
   assert.deepEqual(a, copy);
   assert.deepEqual(unpack(a.subarray(4)), { type: 'x', n: 1 });
+});
+
+test('encodeSegmentFrame: the bytes of encodeFrame, in two parts, the media not copied', () => {
+  // Sizes on each side of msgpack's bin 8 / bin 16 / bin 32 boundaries.
+  for (const n of [0, 1, 255, 256, 65_535, 65_536, 300_000]) {
+    const fields = { type: 'segment' as const, stream: 'cam', sentAt: 1_700_000_000_123, seq: 4_000_000_001, ts: 1234.5, keyframe: n % 2 === 0 };
+    const media = Buffer.alloc(n, n % 251);
+    const [head, body] = encodeSegmentFrame(fields, media);
+    assert.equal(body, media, `${n} bytes: the media itself, not a copy`);
+    assert.deepEqual(Buffer.concat([head, body]), encodeFrame({ ...fields, bytes: media }), `${n} bytes`);
+  }
+});
+
+test('frames sent as parts, many in one write, arrive whole and in order', async () => {
+  const [client, server] = await pair();
+  const sender = new Channel<Msg, Msg>(client);
+  const receiver = new Channel<Msg, Msg>(server);
+  const got: Msg[] = [];
+  const all = new Promise<void>((resolve) => receiver.on('message', (m) => got.push(m) === 40 && resolve()));
+  const parts = Array.from({ length: 40 }, (_, n) =>
+    encodeSegmentFrame({ type: 'segment', stream: 's', sentAt: 0, seq: n, ts: n, keyframe: false }, Buffer.alloc(n * 5003, n)),
+  ).flat();
+  sender.sendParts(parts);
+  await all;
+  got.forEach((m, n) => {
+    assert.equal((m as { seq?: number }).seq, n);
+    assert.deepEqual(Buffer.from(m.bytes!), Buffer.alloc(n * 5003, n));
+  });
+  sender.close();
+  receiver.close();
 });
 
 test('messages arrive whole and in order whatever the read boundaries', async () => {

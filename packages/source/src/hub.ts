@@ -6,6 +6,7 @@ import {
   PROTOCOL_VERSION,
   SegmentRing,
   encodeFrame,
+  encodeSegmentFrame,
   sameTracks,
   type EdgeMessage,
   type HeaderMessage,
@@ -59,6 +60,14 @@ export class Hub {
   #edgesDropped = 0;
   /** What ended streams took in, for the metrics' totals. */
   readonly #ended = { bytesIn: new Map<string, number>(), segments: new Map<string, number>() };
+  /**
+   * Frames (and Segment frame parts) for every edge, sent together at the end
+   * of this turn of the event loop: what the input gave in one read, and the
+   * pieces of all paced files due at one tick, go to an edge in one write.
+   * Bounded by what one turn ingests; emptied every turn.
+   */
+  #outbox: Uint8Array[] = [];
+  #flushScheduled = false;
 
   private constructor(server: Server, config: SourceConfig, log: Logger) {
     this.#server = server;
@@ -158,7 +167,7 @@ export class Hub {
     stream.ring.push(entry);
     stream.segments++;
     stream.bytesIn += bytes.length;
-    this.#broadcast(encodeFrame({ type: 'segment', stream: name, sentAt: arrivedAt, ...entry }));
+    this.#broadcast(...encodeSegmentFrame({ type: 'segment', stream: name, sentAt: arrivedAt, seq: entry.seq, ts, keyframe }, bytes));
   }
 
   /** The input session a stream reads now; null between sessions. */
@@ -178,6 +187,7 @@ export class Hub {
 
   /** Resolves when every edge has taken what was sent to it, or after `timeoutMs`. */
   async flushed(timeoutMs: number): Promise<void> {
+    this.#flush();
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && [...this.#edges].some((e) => e.channel.writableLength > 0)) {
       await new Promise((r) => setTimeout(r, 20));
@@ -233,6 +243,7 @@ export class Hub {
   }
 
   async close(): Promise<void> {
+    this.#flush();
     for (const edge of this.#edges) edge.channel.close();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -253,6 +264,8 @@ export class Hub {
   }
 
   #onHello(link: EdgeLink, hello: HelloMessage): void {
+    // What is waiting goes to the other edges first: this one gets it from the rings below.
+    this.#flush();
     if (hello.version !== PROTOCOL_VERSION) {
       this.#log.error(`edge ${hello.edgeId} speaks protocol ${hello.version}, not ${PROTOCOL_VERSION}`);
       link.channel.close(new ProtocolError('protocol version mismatch'));
@@ -271,8 +284,20 @@ export class Hub {
     }
   }
 
-  /** One encoding, every edge. An edge that stops reading is dropped, never buffered for without bound. */
-  #broadcast(frame: Buffer): void {
+  /** One encoding, every edge: queued for the end of this turn (see #outbox). */
+  #broadcast(...parts: Uint8Array[]): void {
+    this.#outbox.push(...parts);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  /** An edge that stops reading is dropped, never buffered for without bound. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const parts = this.#outbox;
+    if (parts.length === 0) return;
+    this.#outbox = [];
     for (const edge of this.#edges) {
       if (edge.edgeId === null) continue;
       if (edge.channel.writableLength > this.#config.edgeBacklogBytes) {
@@ -281,7 +306,7 @@ export class Hub {
         edge.channel.close(new MkvcastError('MKV_ERR_EDGE_TOO_SLOW', 'edge too slow'));
         continue;
       }
-      edge.channel.sendFrame(frame);
+      edge.channel.sendParts(parts);
     }
   }
 }

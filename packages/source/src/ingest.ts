@@ -127,6 +127,8 @@ export class StreamIngest {
   /** Stops ingesting; a `reason` (an operator's cut) also cuts off the session in progress. */
   stop(reason?: Error): void {
     this.#abort.abort(reason);
+    this.#pacer.cancel();
+    this.#inputPacer.cancel();
   }
 
   /** Resolves at the end of the input; rejects with its error. */
@@ -145,6 +147,7 @@ export class StreamIngest {
         this.#options.input?.({ kind: session.kind ?? 'file', label: session.label });
         // A paced session's clock starts with its first piece.
         this.#pacer = session.paced ? new Pacer(true) : this.#inputPacer;
+        if (signal.aborted) this.#pacer.cancel();
         try {
           await this.#pass(session.stream, session.path);
           if (this.#clusters === clusters && sessionErrorsEnd) {
@@ -166,7 +169,8 @@ export class StreamIngest {
   }
 
   async #pass(stream: Readable, path?: string): Promise<void> {
-    const scanner = new MatroskaScanner();
+    // Blocks are views until the pieces they go in are built, at the end of each #ingest: before the next push.
+    const scanner = new MatroskaScanner({ viewChildren: true });
     const signal = this.#abort.signal;
     try {
       for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg, path)) {
@@ -268,7 +272,7 @@ export class StreamIngest {
     this.#origin ??= piece.timestamp;
     this.#last = Math.max(this.#last, piece.end);
     const ts = ((piece.timestamp - this.#origin) * header.timestampScale) / 1e6;
-    const waited = await this.#pacer.wait(ts, this.#abort.signal).catch(() => false);
+    const waited = await this.#pacer.wait(ts);
     if (this.#abort.signal.aborted) return;
     this.#checkpoint(header);
     this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes, waited ? Date.now() : scannedAt);

@@ -1,32 +1,81 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-
 /** How far behind the clock a paced input may fall before pacing restarts from now. */
 const MAX_LAG_MS = 3000;
 
 /**
+ * Paced media is released on a shared wall-clock grid of this step: every
+ * file due within one step goes out at its end, so the source writes the
+ * pieces of many streams to an edge in one write (see Hub.#outbox) rather
+ * than one write per piece. With 50 looped files, one write per piece was
+ * the source's largest cost. A file's media is at most this late, which no
+ * player can tell: a file has no live moment to be late for.
+ */
+export const PACE_STEP_MS = 20;
+
+/** One timer per step of the grid, whatever the number of streams waiting on it. */
+class PaceClock {
+  readonly #steps = new Map<number, (() => void)[]>();
+
+  /** Calls `release` at the end of the grid step that holds `due` (performance.now() ms). */
+  at(due: number, release: () => void): void {
+    const step = Math.ceil(due / PACE_STEP_MS) * PACE_STEP_MS;
+    const waiting = this.#steps.get(step);
+    if (waiting !== undefined) {
+      waiting.push(release);
+      return;
+    }
+    this.#steps.set(step, [release]);
+    setTimeout(() => this.#release(step), Math.max(0, step - performance.now()));
+  }
+
+  #release(step: number): void {
+    const waiting = this.#steps.get(step);
+    this.#steps.delete(step);
+    for (const release of waiting ?? []) release();
+  }
+}
+
+const clock = new PaceClock();
+
+/**
  * Releases media at the pace a player plays it: media time `ts` (ms since the
- * stream started) is released at wall time t0 + ts. After a stall longer than
- * MAX_LAG_MS the clock restarts rather than bursting to catch up.
+ * stream started) is released at wall time t0 + ts, rounded up to the grid.
+ * After a stall longer than MAX_LAG_MS the clock restarts rather than
+ * bursting to catch up.
  */
 export class Pacer {
   readonly #enabled: boolean;
   #t0: number | undefined;
+  /** Resolves the wait in progress; null when none is. */
+  #waiting: (() => void) | null = null;
+  #cancelled = false;
 
   constructor(enabled: boolean) {
     this.#enabled = enabled;
   }
 
-  /** Resolves when media time `ts` is due; true when it had to wait for it. */
-  async wait(ts: number, signal?: AbortSignal): Promise<boolean> {
-    if (!this.#enabled) return false;
+  /** Resolves when media time `ts` is due, or at once after cancel(); true when it had to wait for it. */
+  wait(ts: number): Promise<boolean> {
+    if (!this.#enabled || this.#cancelled) return Promise.resolve(false);
     const now = performance.now();
     if (this.#t0 === undefined || now - (this.#t0 + ts) > MAX_LAG_MS) {
       this.#t0 = now - ts;
-      return false;
+      return Promise.resolve(false);
     }
-    const delay = this.#t0 + ts - now;
-    if (delay <= 1) return false;
-    await sleep(delay, undefined, { signal });
-    return true;
+    const due = this.#t0 + ts;
+    if (due - now <= 1) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const release = (): void => {
+        if (this.#waiting === release) this.#waiting = null;
+        resolve(true);
+      };
+      this.#waiting = release;
+      clock.at(due, release);
+    });
+  }
+
+  /** Ends the wait in progress and every later one: the stream is stopping. */
+  cancel(): void {
+    this.#cancelled = true;
+    this.#waiting?.();
   }
 }

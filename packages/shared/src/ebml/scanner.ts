@@ -33,7 +33,8 @@ export type ScanEvent =
   /**
    * One whole child of the current Cluster (SimpleBlock, BlockGroup, Void, …;
    * never its Timestamp), exactly as received: ID, size and body. A copy,
-   * which may share Node's pooled slab with others.
+   * which may share Node's pooled slab with others; with `viewChildren`, a
+   * view of the scanner's buffer, valid until the next push() or end().
    */
   | { kind: 'cluster-child'; id: number; bytes: Buffer }
   /** The current Cluster ended: by its size, before a level-1 element, at the Segment's end, or at end(). */
@@ -48,6 +49,12 @@ export interface ScannerOptions {
    * its Timestamp has not come. Default 64 MiB.
    */
   maxChildSize?: number;
+  /**
+   * Cluster children as views of the scanner's own buffer, not copies: for a
+   * caller that is done with them before it pushes again (the source copies
+   * each block once more, into the piece it goes out in). Default false.
+   */
+  viewChildren?: boolean;
 }
 
 const DEFAULT_MAX_ELEMENT_SIZE = 16 * 1024 * 1024;
@@ -109,10 +116,12 @@ export class MatroskaScanner {
   #childId = 0;
   #childStart = 0;
   #childEnd = -1;
+  readonly #viewChildren: boolean;
 
   constructor(options: ScannerOptions = {}) {
     this.#maxElementSize = options.maxElementSize ?? DEFAULT_MAX_ELEMENT_SIZE;
     this.#maxChildSize = options.maxChildSize ?? DEFAULT_MAX_CHILD_SIZE;
+    this.#viewChildren = options.viewChildren ?? false;
   }
 
   /** Total bytes pushed. */
@@ -359,7 +368,7 @@ export class MatroskaScanner {
       return;
     }
     if (this.#timestamp === -1) return; // held in the window
-    out.push({ kind: 'cluster-child', id: this.#childId, bytes: this.#window.slice(start, end) });
+    out.push({ kind: 'cluster-child', id: this.#childId, bytes: this.#childBytes(start, end) });
     this.#window.consume(end);
   }
 
@@ -368,9 +377,13 @@ export class MatroskaScanner {
     for (let at = this.#clusterBody; at < to; ) {
       const child = this.#readHeader(at, `in the Cluster at byte ${this.#clusterStart}`)!;
       const end = at + child.length + child.size;
-      out.push({ kind: 'cluster-child', id: child.id, bytes: this.#window.slice(at, end) });
+      out.push({ kind: 'cluster-child', id: child.id, bytes: this.#childBytes(at, end) });
       at = end;
     }
+  }
+
+  #childBytes(from: number, to: number): Buffer {
+    return this.#viewChildren ? this.#window.view(from, to) : this.#window.slice(from, to);
   }
 
   /** The Cluster Timestamp: an unsigned integer of at most 8 bytes (RFC 8794 §7.2), exactly once (RFC 9559 §5.1.3.1). */
@@ -560,6 +573,11 @@ class ByteWindow {
     const out = Buffer.allocUnsafeSlow(to - from);
     this.bytes.copy(out, 0, this.index(from), this.index(to));
     return out;
+  }
+
+  /** [from, to) in place: valid until the next append() (which may move the bytes). */
+  view(from: number, to: number): Buffer {
+    return this.bytes.subarray(this.index(from), this.index(to));
   }
 
   /**

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Channel, Logger, PROTOCOL_VERSION, type EdgeMessage, type SourceConfig, type SourceMessage } from '@mkvcast/shared';
+import { Hub } from '../src/hub.js';
+import type { LiveHeader } from '../src/header.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mkvcast-hub-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function config(name: string): SourceConfig {
+  return {
+    socketPath: join(dir, `${name}.sock`),
+    inputs: [],
+    bufferMs: 60_000,
+    bufferBytes: 64 * 1024 * 1024,
+    edgeBacklogBytes: 64 * 1024 * 1024,
+    publishKey: null,
+    graceMs: 1000,
+    idleTimeoutMs: 1000,
+    maxPublished: 8,
+    ffmpeg: null,
+    logLevel: 'error',
+    restore: [],
+  };
+}
+
+const HEADER: LiveHeader = {
+  docType: 'webm',
+  timestampScale: 1_000_000,
+  tracks: [{ number: 1, type: 'audio', codec: 'A_OPUS', setup: '' }],
+  videoTrack: 0,
+  defaultDurations: new Map(),
+  bytes: Buffer.from('a header'),
+};
+
+interface TestEdge {
+  got: SourceMessage[];
+  welcomed: Promise<void>;
+  hello: () => void;
+  received: (n: number) => Promise<void>;
+  close: () => void;
+}
+
+/** An edge: connects and collects what it gets; hello() says hello, and `welcomed` resolves at the welcome. */
+function edge(socketPath: string): TestEdge {
+  const channel = new Channel<SourceMessage, EdgeMessage>(connect(socketPath));
+  const got: SourceMessage[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  let welcome: () => void;
+  const welcomed = new Promise<void>((resolve) => (welcome = resolve));
+  channel.on('message', (m) => {
+    if (m.type === 'welcome') return welcome();
+    got.push(m);
+    for (const w of waiters.filter((x) => got.length >= x.n)) w.resolve();
+  });
+  return {
+    got,
+    welcomed,
+    hello: () => void channel.send({ type: 'hello', version: PROTOCOL_VERSION, edgeId: 1, epoch: null, resume: {} }),
+    received: (n) => (got.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+    close: () => channel.close(),
+  };
+}
+
+/** Resolves once `ok()` holds, checked at each turn of the event loop; throws after `turns`. */
+async function until(ok: () => boolean, turns = 100_000): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (ok()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error('never happened');
+}
+
+function texts(e: TestEdge): string[] {
+  return e.got.map((m) => (m.type === 'segment' ? Buffer.from(m.bytes).toString() : m.type));
+}
+
+test('the Segments published in one turn of the event loop go to an edge in one write, in order', async (t) => {
+  const hub = await Hub.listen(config('turn'), new Logger('test', 'error'));
+  t.after(() => hub.close());
+  const e = edge(config('turn').socketPath);
+  t.after(() => e.close());
+  e.hello();
+  await e.welcomed;
+  const writes: number[] = [];
+  const sendParts = Channel.prototype.sendParts;
+  t.mock.method(Channel.prototype, 'sendParts', function (this: Channel<never, never>, parts: readonly Uint8Array[]) {
+    writes.push(parts.length);
+    return sendParts.call(this, parts);
+  });
+  hub.openStream('s', HEADER);
+  for (let i = 0; i < 20; i++) hub.publish('s', i * 20, true, Buffer.alloc(3000 + i, i));
+  await e.received(21);
+  assert.deepEqual(writes, [1 + 2 * 20], 'the header and 20 Segments (head and media each) in one write');
+  assert.equal(e.got[0]!.type, 'header');
+  e.got.slice(1).forEach((m, i) => {
+    assert.ok(m.type === 'segment');
+    assert.equal(m.seq, i);
+    assert.deepEqual(Buffer.from(m.bytes), Buffer.alloc(3000 + i, i));
+  });
+});
+
+test('an edge welcomed while Segments wait for the end of the turn gets each once, in order', async (t) => {
+  const hub = await Hub.listen(config('join'), new Logger('test', 'error'));
+  t.after(() => hub.close());
+  const first = edge(config('join').socketPath);
+  t.after(() => first.close());
+  first.hello();
+  await first.welcomed;
+  hub.openStream('s', HEADER);
+  hub.publish('s', 0, true, Buffer.from('one'));
+  const second = edge(config('join').socketPath);
+  t.after(() => second.close());
+  await until(() => hub.stats().streams[0]?.edges === 2);
+  // The hello is in the socket now and is read in this turn's poll phase, before 'two' is sent at its end.
+  second.hello();
+  hub.publish('s', 20, true, Buffer.from('two'));
+  await second.welcomed;
+  hub.publish('s', 40, true, Buffer.from('three'));
+  await Promise.all([first.received(4), second.received(4)]);
+  await until(() => texts(first).includes('three') && texts(second).includes('three'));
+  assert.deepEqual(texts(first), ['header', 'one', 'two', 'three']);
+  assert.deepEqual(texts(second), ['header', 'one', 'two', 'three']);
+});

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { Channel, Logger, PROTOCOL_VERSION, type EdgeMessage, type SourceConfig, type SourceMessage } from '@mkvcast/shared';
 import { Hub } from '../src/hub.js';
 import type { LiveHeader } from '../src/header.js';
@@ -75,17 +75,23 @@ async function until(ok: () => boolean, turns = 100_000): Promise<void> {
   throw new Error('never happened');
 }
 
+/** A hub on its own socket and an edge it has welcomed, both closed after the test. */
+async function welcomedEdge(t: TestContext, name: string): Promise<{ hub: Hub; edge: TestEdge }> {
+  const hub = await Hub.listen(config(name), new Logger('test', 'error'));
+  t.after(() => hub.close());
+  const e = edge(config(name).socketPath);
+  t.after(() => e.close());
+  e.hello();
+  await e.welcomed;
+  return { hub, edge: e };
+}
+
 function texts(e: TestEdge): string[] {
   return e.got.map((m) => (m.type === 'segment' ? Buffer.from(m.bytes).toString() : m.type));
 }
 
 test('the Segments published in one turn of the event loop go to an edge in one write, in order', async (t) => {
-  const hub = await Hub.listen(config('turn'), new Logger('test', 'error'));
-  t.after(() => hub.close());
-  const e = edge(config('turn').socketPath);
-  t.after(() => e.close());
-  e.hello();
-  await e.welcomed;
+  const { hub, edge: e } = await welcomedEdge(t, 'turn');
   const writes: number[] = [];
   const sendParts = Channel.prototype.sendParts;
   t.mock.method(Channel.prototype, 'sendParts', function (this: Channel<never, never>, parts: readonly Uint8Array[]) {
@@ -105,12 +111,7 @@ test('the Segments published in one turn of the event loop go to an edge in one 
 });
 
 test('an edge welcomed while Segments wait for the end of the turn gets each once, in order', async (t) => {
-  const hub = await Hub.listen(config('join'), new Logger('test', 'error'));
-  t.after(() => hub.close());
-  const first = edge(config('join').socketPath);
-  t.after(() => first.close());
-  first.hello();
-  await first.welcomed;
+  const { hub, edge: first } = await welcomedEdge(t, 'join');
   hub.openStream('s', HEADER);
   hub.publish('s', 0, true, Buffer.from('one'));
   const second = edge(config('join').socketPath);

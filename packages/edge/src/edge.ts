@@ -325,7 +325,6 @@ export class Edge {
   configure(config: EdgeConfig): void {
     this.#config = { ...config, edgeId: this.#config.edgeId, socketPath: this.#config.socketPath };
     Object.assign(this.#policy, policyOf(config));
-    for (const stream of this.#streams.values()) stream.maxDelayMs = config.maxDelayMs;
   }
 
   /** This edge was removed (fewer edges): `onIdle` once its last connection has closed. */
@@ -711,7 +710,7 @@ export class Edge {
   #onHeader(header: HeaderMessage): void {
     const stream = this.#streams.get(header.stream);
     if (!stream) {
-      const live = new LiveStream(header, { maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes, maxDelayMs: this.#config.maxDelayMs });
+      const live = new LiveStream(header, { maxAgeMs: this.#config.bufferMs, maxBytes: this.#config.bufferBytes });
       this.#streams.set(header.stream, live);
       this.#release(live);
       return;

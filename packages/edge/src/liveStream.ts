@@ -6,14 +6,7 @@ import type { LiveEntry, Player } from './player.js';
 /** Where a new player starts: the newest keyframe (a picture at once), or the next one (at the live edge). */
 export type StartMode = 'newest' | 'next';
 
-export interface LiveStreamOptions extends RingLimits {
-  /**
-   * Segments are written to players at most this long after they arrive, ms:
-   * what arrives within that window goes out as one write per player. 0:
-   * each Segment is written as it arrives.
-   */
-  maxDelayMs: number;
-}
+export type LiveStreamOptions = RingLimits;
 
 /**
  * An edge's copy of one stream: its header, one copy of each recent Segment,
@@ -29,14 +22,18 @@ export class LiveStream {
   readonly #ring: SegmentRing;
   /** DASH segments cut from the same Segments, for the window of the ring's limits. */
   readonly dash: DashStore;
-  /** A reload may change it: read at each Segment. */
-  maxDelayMs: number;
   #header: HeaderMessage;
   #responseHead: Buffer;
   #nextSeq: number | null = null;
-  /** Segments not yet written to the players (nor in the ring, where joiners would get them twice). */
+  /**
+   * Segments not yet written to the players (nor in the ring, where joiners
+   * would get them twice): those of one read from the source, which gathers
+   * what its inputs give within the latency budget (--max-delay) into one
+   * write. They go to each player as one write once the read is handled.
+   */
   #pending: LiveEntry[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #flushQueued = false;
+  readonly #flushNow = (): void => this.flush();
 
   constructor(header: HeaderMessage, options: LiveStreamOptions) {
     this.name = header.stream;
@@ -44,7 +41,6 @@ export class LiveStream {
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
     this.#ring = new SegmentRing(options);
     this.dash = new DashStore(header, options);
-    this.maxDelayMs = options.maxDelayMs;
   }
 
   get docType(): string {
@@ -98,14 +94,15 @@ export class LiveStream {
     this.#nextSeq = entry.seq + 1;
     this.dash.push(entry.bytes, Date.now());
     this.#pending.push(entry);
-    if (this.maxDelayMs === 0) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), this.maxDelayMs);
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    // The frames of one read from the source are handled in one go: after them, the microtasks run.
+    queueMicrotask(this.#flushNow);
   }
 
   /** Writes what is pending to every player, as one buffer each. */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#flushQueued = false;
     const entries = this.#pending;
     if (entries.length === 0) return;
     this.#pending = [];

@@ -17,7 +17,6 @@ const config: EdgeConfig = {
   clientsPerEdge: 1000,
   burstMs: 0,
   startMode: 'newest',
-  maxDelayMs: 50,
   maxLagMs: 2000,
   bufferMs: 10_000,
   bufferBytes: 1 << 20,

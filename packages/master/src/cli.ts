@@ -47,7 +47,7 @@ export const OPTIONS = {
     type: 'number',
     requiresArg: true,
     default: 50,
-    describe: 'ms a Segment may wait at an edge to be written with the next ones (one write per player); 0: at once',
+    describe: 'ms a Segment may wait to be sent with the next ones (one write per edge, then per player); 0: at once',
   },
   'player-backlog-kb': { type: 'number', requiresArg: true, default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },
   'max-lag': { type: 'number', requiresArg: true, default: 2, describe: 'seconds a player may fall behind the live edge before it skips ahead to the next keyframe' },

@@ -349,6 +349,7 @@ export class Master {
       bufferMs: o.bufferMs,
       bufferBytes: o.bufferBytes,
       edgeBacklogBytes: EDGE_BACKLOG_BYTES,
+      maxDelayMs: o.maxDelayMs,
       // A restarted source goes on with the streams the last one left live.
       restore: [...this.#checkpoints.values()],
       publishKey: o.publishKey,
@@ -404,7 +405,6 @@ export class Master {
       clientsPerEdge: o.clientsPerEdge,
       burstMs: o.burstMs,
       startMode: o.startMode,
-      maxDelayMs: o.maxDelayMs,
       bufferMs: o.bufferMs,
       bufferBytes: o.bufferBytes,
       playerBacklogBytes: o.playerBacklogBytes,

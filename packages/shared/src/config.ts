@@ -52,6 +52,12 @@ export interface SourceConfig {
   bufferBytes: number;
   /** Bytes an edge may leave unread before the source drops its connection. */
   edgeBacklogBytes: number;
+  /**
+   * The latency budget, ms: what the inputs give within it goes to each edge
+   * in one write, and from there to each player in one write. 0: every turn
+   * of the event loop, as it arrives.
+   */
+  maxDelayMs: number;
   /** Publishers must give this key (Basic-auth password or ?key=); null: no key needed. */
   publishKey: string | null;
   /** Per stream name, the key its publishers must give instead of publishKey (config file `streams.<name>.publishKey`). */
@@ -84,8 +90,6 @@ export interface EdgeConfig {
   burstMs: number;
   /** Where a new player starts when it does not ask (?start=): the newest keyframe, or the next. */
   startMode: 'newest' | 'next';
-  /** Segments are written to players at most this long after they arrive, batched, ms (0: at once). */
-  maxDelayMs: number;
   bufferMs: number;
   bufferBytes: number;
   /** Bytes a player may leave unread before it skips ahead to the next keyframe. */

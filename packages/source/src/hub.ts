@@ -35,6 +35,9 @@ interface HubStream {
   openedAt: number;
 }
 
+/** Bytes the outbox gathers at most before it goes out ahead of its window (see Hub.#outbox). */
+export const OUTBOX_MAX_BYTES = 1 << 20;
+
 /** Ended stream names whose totals the metrics remember. */
 const MAX_ENDED_TOTALS = 1024;
 
@@ -61,13 +64,18 @@ export class Hub {
   /** What ended streams took in, for the metrics' totals. */
   readonly #ended = { bytesIn: new Map<string, number>(), segments: new Map<string, number>() };
   /**
-   * Frames (and Segment frame parts) for every edge, sent together at the end
-   * of this turn of the event loop: what the input gave in one read, and the
-   * pieces of all paced files due at one tick, go to an edge in one write.
-   * Bounded by what one turn ingests; emptied every turn.
+   * Frames (and Segment frame parts) for every edge, sent together: what the
+   * inputs give within the latency budget (--max-delay) goes to an edge in one
+   * write, which the edge writes to each player in one write. With no budget,
+   * what one turn of the event loop gives (one read of an input, the pieces of
+   * all paced files due at one tick). Bounded by OUTBOX_MAX_BYTES: past it, it
+   * goes out at once.
    */
   #outbox: Uint8Array[] = [];
+  #outboxBytes = 0;
   #flushScheduled = false;
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #flushNow = (): void => this.#flush();
 
   private constructor(server: Server, config: SourceConfig, log: Logger) {
     this.#server = server;
@@ -284,20 +292,29 @@ export class Hub {
     }
   }
 
-  /** One encoding, every edge: queued for the end of this turn (see #outbox). */
+  /** One encoding, every edge: queued for the end of the window (see #outbox). */
   #broadcast(...parts: Uint8Array[]): void {
-    this.#outbox.push(...parts);
+    for (const part of parts) {
+      this.#outbox.push(part);
+      this.#outboxBytes += part.length;
+    }
+    if (this.#outboxBytes >= OUTBOX_MAX_BYTES) return this.#flush();
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => this.#flush());
+    const budget = this.#config.maxDelayMs;
+    if (budget > 0) this.#flushTimer = setTimeout(this.#flushNow, budget);
+    else setImmediate(this.#flushNow);
   }
 
   /** An edge that stops reading is dropped, never buffered for without bound. */
   #flush(): void {
     this.#flushScheduled = false;
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     const parts = this.#outbox;
     if (parts.length === 0) return;
     this.#outbox = [];
+    this.#outboxBytes = 0;
     for (const edge of this.#edges) {
       if (edge.edgeId === null) continue;
       if (edge.channel.writableLength > this.#config.edgeBacklogBytes) {

@@ -5,19 +5,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { Channel, Logger, PROTOCOL_VERSION, type EdgeMessage, type SourceConfig, type SourceMessage } from '@mkvcast/shared';
-import { Hub } from '../src/hub.js';
+import { Hub, OUTBOX_MAX_BYTES } from '../src/hub.js';
 import type { LiveHeader } from '../src/header.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mkvcast-hub-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function config(name: string): SourceConfig {
+function config(name: string, maxDelayMs = 0): SourceConfig {
   return {
     socketPath: join(dir, `${name}.sock`),
     inputs: [],
     bufferMs: 60_000,
     bufferBytes: 64 * 1024 * 1024,
     edgeBacklogBytes: 64 * 1024 * 1024,
+    maxDelayMs,
     publishKey: null,
     graceMs: 1000,
     idleTimeoutMs: 1000,
@@ -76,8 +77,8 @@ async function until(ok: () => boolean, turns = 100_000): Promise<void> {
 }
 
 /** A hub on its own socket and an edge it has welcomed, both closed after the test. */
-async function welcomedEdge(t: TestContext, name: string): Promise<{ hub: Hub; edge: TestEdge }> {
-  const hub = await Hub.listen(config(name), new Logger('test', 'error'));
+async function welcomedEdge(t: TestContext, name: string, maxDelayMs = 0): Promise<{ hub: Hub; edge: TestEdge }> {
+  const hub = await Hub.listen(config(name, maxDelayMs), new Logger('test', 'error'));
   t.after(() => hub.close());
   const e = edge(config(name).socketPath);
   t.after(() => e.close());
@@ -90,14 +91,25 @@ function texts(e: TestEdge): string[] {
   return e.got.map((m) => (m.type === 'segment' ? Buffer.from(m.bytes).toString() : m.type));
 }
 
-test('the Segments published in one turn of the event loop go to an edge in one write, in order', async (t) => {
-  const { hub, edge: e } = await welcomedEdge(t, 'turn');
+/** The number of parts of each write the hub makes to its edges. */
+function countWrites(t: TestContext): number[] {
   const writes: number[] = [];
   const sendParts = Channel.prototype.sendParts;
   t.mock.method(Channel.prototype, 'sendParts', function (this: Channel<never, never>, parts: readonly Uint8Array[]) {
     writes.push(parts.length);
     return sendParts.call(this, parts);
   });
+  return writes;
+}
+
+/** Lets the event loop go round `n` times. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+test('the Segments published in one turn of the event loop go to an edge in one write, in order', async (t) => {
+  const { hub, edge: e } = await welcomedEdge(t, 'turn');
+  const writes = countWrites(t);
   hub.openStream('s', HEADER);
   for (let i = 0; i < 20; i++) hub.publish('s', i * 20, true, Buffer.alloc(3000 + i, i));
   await e.received(21);
@@ -126,4 +138,35 @@ test('an edge welcomed while Segments wait for the end of the turn gets each onc
   await until(() => texts(first).includes('three') && texts(second).includes('three'));
   assert.deepEqual(texts(first), ['header', 'one', 'two', 'three']);
   assert.deepEqual(texts(second), ['header', 'one', 'two', 'three']);
+});
+
+test('with a latency budget, what is published within it goes to an edge in one write when it ends', async (t) => {
+  const { hub, edge: e } = await welcomedEdge(t, 'budget', 50);
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const writes = countWrites(t);
+  hub.openStream('s', HEADER);
+  for (let i = 0; i < 3; i++) {
+    hub.publish('s', i * 20, i === 0, Buffer.from(`piece ${i}`));
+    await turns(3);
+  }
+  t.mock.timers.tick(49);
+  await turns(3);
+  assert.deepEqual(writes, [], 'nothing goes out before the budget is spent');
+  t.mock.timers.tick(1);
+  assert.deepEqual(writes, [1 + 2 * 3], 'the header and 3 Segments in one write');
+  await e.received(4);
+  assert.deepEqual(texts(e), ['header', 'piece 0', 'piece 1', 'piece 2']);
+});
+
+test('with a latency budget, a window past OUTBOX_MAX_BYTES goes out at once', async (t) => {
+  const { hub, edge: e } = await welcomedEdge(t, 'full', 50);
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const writes = countWrites(t);
+  hub.openStream('s', HEADER);
+  const piece = 64 * 1024;
+  const n = Math.ceil(OUTBOX_MAX_BYTES / piece);
+  for (let i = 0; i < n; i++) hub.publish('s', i * 20, i === 0, Buffer.alloc(piece, i));
+  assert.equal(writes.length, 1, 'sent without waiting for the window');
+  await e.received(1 + n);
+  assert.equal(e.got.length, 1 + n);
 });

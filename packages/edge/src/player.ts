@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { LatencyHistogram, RingEntry } from '@mkvcast/shared';
+import { DirectWriter, unsentBytes, type LatencyHistogram, type RingEntry } from '@mkvcast/shared';
 import type { Batch } from './batch.js';
 import { firstClusterTimestamp, rebased } from './rebase.js';
 
@@ -43,6 +43,9 @@ export interface AccessRecord extends PlayerClient {
 }
 
 const UNKNOWN_CLIENT: PlayerClient = { ip: '?', stream: '?', path: '?', userAgent: '' };
+
+/** Every player's live writes go through it (see DirectWriter). */
+const writer = new DirectWriter();
 
 /** How often a finishing player's progress is checked, ms. */
 const FINISH_CHECK_MS = 500;
@@ -93,18 +96,16 @@ export class Player {
 
   /**
    * The session's access record, once (null after that): when its socket has
-   * closed, or before the process exits. Bytes are those the kernel took:
-   * Node counts a write as sent once handed to the kernel, so the figure is
-   * what the client got, give or take the last write.
+   * closed, or before the process exits. Bytes are those the kernel took
+   * (written, less what Node or libuv still holds), so the figure is what the
+   * client got, give or take what sat in the kernel's send buffer.
    */
   report(): AccessRecord | null {
     if (this.#reported) return null;
     this.#reported = true;
-    const socket = this.socket;
-    const sent = typeof socket.bytesWritten === 'number' ? socket.bytesWritten - socket.writableLength : this.#headBytes + this.bytes;
     return {
       ...this.#client,
-      bytes: Math.max(0, sent - this.#headBytes),
+      bytes: Math.max(0, this.bytes - unsentBytes(this.socket)),
       durationMs: Date.now() - this.#startedAt,
       reason: this.#reason ?? 'client closed',
     };
@@ -155,7 +156,7 @@ export class Player {
       this.end('kicked as slow');
       return 0;
     }
-    if (lag > this.#policy.maxLagMs || socket.writableLength > this.#policy.backlogBytes) {
+    if (lag > this.#policy.maxLagMs || unsentBytes(socket) > this.#policy.backlogBytes) {
       this.#skip();
       return 0;
     }
@@ -166,7 +167,7 @@ export class Player {
       if (batch.keyAt > 0) bytes = bytes.subarray(batch.keyAt);
       this.#waitingForKeyframe = false;
     }
-    socket.write(this.#own(bytes));
+    writer.write(socket, this.#own(bytes));
     this.bytes += bytes.length;
     this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
@@ -185,12 +186,13 @@ export class Player {
     this.#reason ??= reason;
     socket.once('finish', () => socket.destroy());
     socket.end();
-    let left = socket.writableLength;
+    let left = unsentBytes(socket);
     let progressAt = Date.now();
     const timer = setInterval(() => {
       const now = Date.now();
-      if (socket.writableLength < left) {
-        left = socket.writableLength;
+      const unsent = unsentBytes(socket);
+      if (unsent < left) {
+        left = unsent;
         progressAt = now;
       } else if (now - progressAt > this.#policy.slowTimeoutMs) {
         // It had the end of the stream coming, but took too little of it.
@@ -204,12 +206,12 @@ export class Player {
 
   /** How long this player has been behind, ms, as of its last delivery (0: keeping up). */
   lagMs(now: number): number {
-    return this.socket.writableLength === 0 || this.#behindSince === 0 ? 0 : now - this.#behindSince;
+    return this.#behindSince === 0 || unsentBytes(this.socket) === 0 ? 0 : now - this.#behindSince;
   }
 
   /** ms this player has been behind: something written earlier is still not with the kernel. */
   #lag(now: number): number {
-    if (this.socket.writableLength === 0) {
+    if (unsentBytes(this.socket) === 0) {
       this.#behindSince = 0;
       return 0;
     }

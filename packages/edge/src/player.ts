@@ -76,6 +76,8 @@ export class Player {
   readonly #startedAt = Date.now();
   /** Bytes of the HTTP response head, which the access line leaves out. */
   #headBytes = 0;
+  /** A direct write left bytes in libuv's queue, which unsentBytes must then ask for (a call into C++). */
+  #queued = false;
   /** Set by the first cause that ends the session; none: the client went away. */
   #reason: EndReason | undefined;
   #reported = false;
@@ -156,7 +158,7 @@ export class Player {
       this.end('kicked as slow');
       return 0;
     }
-    if (lag > this.#policy.maxLagMs || unsentBytes(socket) > this.#policy.backlogBytes) {
+    if (lag > this.#policy.maxLagMs || this.#unsent() > this.#policy.backlogBytes) {
       this.#skip();
       return 0;
     }
@@ -167,7 +169,7 @@ export class Player {
       if (batch.keyAt > 0) bytes = bytes.subarray(batch.keyAt);
       this.#waitingForKeyframe = false;
     }
-    writer.write(socket, this.#own(bytes));
+    if (writer.write(socket, this.#own(bytes))) this.#queued = true;
     this.bytes += bytes.length;
     this.#counters.bytesOut += bytes.length;
     // Per player, taken after this player's write: the last player of a big edge waits for the rest.
@@ -206,17 +208,26 @@ export class Player {
 
   /** How long this player has been behind, ms, as of its last delivery (0: keeping up). */
   lagMs(now: number): number {
-    return this.#behindSince === 0 || unsentBytes(this.socket) === 0 ? 0 : now - this.#behindSince;
+    return this.#behindSince === 0 || this.#unsent() === 0 ? 0 : now - this.#behindSince;
   }
 
   /** ms this player has been behind: something written earlier is still not with the kernel. */
   #lag(now: number): number {
-    if (unsentBytes(this.socket) === 0) {
+    if (this.#unsent() === 0) {
       this.#behindSince = 0;
       return 0;
     }
     if (this.#behindSince === 0) this.#behindSince = now;
     return now - this.#behindSince;
+  }
+
+  /** Bytes written that the kernel has not taken (see #queued). */
+  #unsent(): number {
+    const buffered = this.socket.writableLength;
+    if (!this.#queued) return buffered;
+    const unsent = unsentBytes(this.socket);
+    if (unsent === buffered) this.#queued = false;
+    return unsent;
   }
 
   #skip(): void {

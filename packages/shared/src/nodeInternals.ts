@@ -129,16 +129,18 @@ export class DirectWriter {
     return this.#binding !== null;
   }
 
-  write(socket: Socket, bytes: Uint8Array): void {
+  /** True when libuv queued part of the write (until the kernel takes it, unsentBytes counts it). */
+  write(socket: Socket, bytes: Uint8Array): boolean {
     const handle = this.#req === null ? null : handleOf(socket);
     if (handle === null || socket.writableLength > 0 || socket.writableCorked > 0 || socket.writableEnded || socket.destroyed) {
       socket.write(bytes);
-      return;
+      return false;
     }
     const req = this.#req!;
     const err = handle.writeBuffer(req, bytes);
     const binding = this.#binding!;
-    if (binding.streamBaseState[binding.kLastWriteWasAsync] !== 0) {
+    const queued = binding.streamBaseState[binding.kLastWriteWasAsync] !== 0;
+    if (queued) {
       // libuv holds the request until the kernel takes the rest: it is that write's now.
       req.buffer = bytes;
       req.socket = socket;
@@ -146,5 +148,6 @@ export class DirectWriter {
       this.#req = new binding.WriteWrap();
     }
     if (err !== 0) socket.destroy(new Error(`write failed (libuv error ${err})`));
+    return queued;
   }
 }

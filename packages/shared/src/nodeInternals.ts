@@ -12,7 +12,9 @@ import { MkvcastError } from './errors.js';
  *   handle to share (lib/internal/cluster/shared_handle.js); the master
  *   binds the public port with it and never accepts on it.
  * - the libuv handle's `readStop()`: how net.Socket#pause stops libuv reading
- *   ahead; a socket about to move to another process must stop reading for good.
+ *   ahead; a socket about to move to another process must stop reading for good,
+ *   and a live input read once per --max-delay window stops between windows
+ *   (`readStart()` again at the next).
  */
 
 /** The part of libuv's TCP handle mkvcast uses. */
@@ -36,6 +38,15 @@ export function stopHandleReading(socket: Socket): void {
     handle.reading = false;
     handle.readStop();
   }
+}
+
+/** Starts libuv reading a socket again after stopHandleReading, as net.Socket does when it wants data. */
+export function startHandleReading(socket: Socket): void {
+  const handle = (socket as unknown as { _handle?: { reading: boolean; readStart(): number } | null })._handle;
+  if (!handle || handle.reading || socket.destroyed) return;
+  handle.reading = true;
+  const err = handle.readStart();
+  if (err) socket.destroy(new Error(`read failed (libuv error ${err})`));
 }
 
 /** Throws MKV_ERR_START, naming this Node, when an internal above is missing. */

@@ -21,6 +21,8 @@ import {
   type StreamCheckpoint,
   MkvcastError,
   ProtocolError,
+  startHandleReading,
+  stopHandleReading,
 } from '@mkvcast/shared';
 import type { LiveHeader } from './header.js';
 
@@ -76,6 +78,10 @@ export class Hub {
   #flushScheduled = false;
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #flushNow = (): void => this.#flush();
+  /** Live inputs' sockets read once per window (see holdReads). */
+  readonly #held = new Set<Socket>();
+  /** Every --max-delay ms while any socket is held: their reads, then the outbox out. */
+  #tick: NodeJS.Timeout | undefined;
 
   private constructor(server: Server, config: SourceConfig, log: Logger) {
     this.#server = server;
@@ -113,7 +119,50 @@ export class Hub {
   /** A reload's config: streams opened from now on keep what it says (rings of live streams keep their size). */
   configure(config: SourceConfig): void {
     this.#config = { ...config, socketPath: this.#config.socketPath };
+    if (this.#tick === undefined) return;
+    clearInterval(this.#tick);
+    this.#tick = undefined;
+    if (config.maxDelayMs > 0) this.#tick = setInterval(this.#onTick, config.maxDelayMs);
+    else for (const socket of this.#held) this.#release(socket);
   }
+
+  /**
+   * Reads a live input's socket once per --max-delay window, not at each of
+   * its publisher's writes: a muxer writing frame by frame woke the source
+   * 75 times a second for a 25 fps stream with audio, and every wake-up cost
+   * more than the frame's bytes. At each tick the held sockets read what the
+   * kernel holds for them, the source ingests it in the same turn, and the
+   * outbox goes to the edges at its end; between ticks they do not read. A
+   * frame waits at most the window, as it did in the outbox. Returns the
+   * release (at the end of the input): the socket reads as usual again.
+   * With no budget (--max-delay 0) nothing is held.
+   */
+  holdReads(socket: Socket): () => void {
+    const budget = this.#config.maxDelayMs;
+    if (budget === 0) return () => undefined;
+    this.#held.add(socket);
+    this.#tick ??= setInterval(this.#onTick, budget);
+    return () => this.#release(socket);
+  }
+
+  #release(socket: Socket): void {
+    if (!this.#held.delete(socket)) return;
+    startHandleReading(socket);
+    if (this.#held.size > 0) return;
+    clearInterval(this.#tick);
+    this.#tick = undefined;
+  }
+
+  readonly #onTick = (): void => {
+    for (const socket of this.#held) startHandleReading(socket);
+    setImmediate(this.#endTick);
+  };
+
+  /** After the poll phase that read and ingested what the held sockets had: they stop reading, and the outbox goes. */
+  readonly #endTick = (): void => {
+    for (const socket of this.#held) stopHandleReading(socket);
+    this.#flush();
+  };
 
   /** A stream's header and next sequence number, for its checkpoint. */
   state(name: string): { header: HeaderMessage; nextSeq: number } | undefined {
@@ -251,6 +300,8 @@ export class Hub {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#tick);
+    this.#tick = undefined;
     this.#flush();
     for (const edge of this.#edges) edge.channel.close();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -299,7 +350,8 @@ export class Hub {
       this.#outboxBytes += part.length;
     }
     if (this.#outboxBytes >= OUTBOX_MAX_BYTES) return this.#flush();
-    if (this.#flushScheduled) return;
+    // While sockets are held, the outbox goes at the end of each tick.
+    if (this.#flushScheduled || this.#tick !== undefined) return;
     this.#flushScheduled = true;
     const budget = this.#config.maxDelayMs;
     if (budget > 0) this.#flushTimer = setTimeout(this.#flushNow, budget);

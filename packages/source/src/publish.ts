@@ -50,6 +50,9 @@ export interface PublishAccess {
 /** Starts ingesting a newly published stream from its session source. */
 export type StartPublished = (name: string, source: PublishSource) => void;
 
+/** Reads an upload's socket once per --max-delay window (Hub.holdReads); returns the release. */
+export type HoldReads = (socket: Socket) => () => void;
+
 /**
  * Publishing over HTTP (PUT or POST /live/<name>, as Icecast sources and
  * curl do): checks the key, refuses a second publisher on a live name (409),
@@ -66,6 +69,7 @@ export class PublishRouter {
   /** Publishers refused, by reason (the error code's name): read by the metrics. */
   readonly rejected = new Map<string, number>();
   readonly #access: () => PublishAccess;
+  readonly #holdReads: HoldReads;
   readonly #hooks: Hooks;
   readonly #refusals: RefusalLog;
   /** close() was called: sessions that end now end with the server. */
@@ -80,12 +84,14 @@ export class PublishRouter {
     start: StartPublished,
     log: Logger,
     access: () => PublishAccess = () => ({}),
+    holdReads: HoldReads = () => () => undefined,
   ) {
     this.#options = options;
     this.#reserved = new Set(reserved);
     this.#start = start;
     this.#log = log;
     this.#access = access;
+    this.#holdReads = holdReads;
     this.#hooks = new Hooks(log);
     this.#refusals = new RefusalLog(log);
   }
@@ -183,12 +189,16 @@ export class PublishRouter {
         reason,
       });
     };
+    // A paced upload is read as its timestamps fall due; a live one once per latency window.
+    const release = paced ? () => undefined : this.#holdReads(socket);
+    socket.once('close', release);
     const session = {
       stream,
       label: `publisher ${from}${paced ? ' (paced)' : ''}`,
       kind: 'publisher' as const,
       paced,
       finish: (error?: unknown) => {
+        release();
         reason = error ? describeError(error) : 'publisher ended the upload';
         socket.setTimeout(0);
         logEnd(this.#closing ? 'server shutdown' : error ? describeError(error) : 'publisher finished');

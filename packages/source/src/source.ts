@@ -57,6 +57,7 @@ export class Source {
       (name, source) => this.#run(name, this.#ingest(name, false, true), source, false),
       log,
       () => this.#config,
+      (socket) => this.#hub.holdReads(socket),
     );
     // Publishers cut off by the last run's end get --grace to come back; their players stay.
     for (const checkpoint of config.restore) {

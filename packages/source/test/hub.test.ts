@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
@@ -169,4 +169,55 @@ test('with a latency budget, a window past OUTBOX_MAX_BYTES goes out at once', a
   assert.equal(writes.length, 1, 'sent without waiting for the window');
   await e.received(1 + n);
   assert.equal(e.got.length, 1 + n);
+});
+
+/** A loopback connection: the accepting side and the client, destroyed after the test. */
+async function tcpPair(t: TestContext): Promise<{ socket: Socket; client: Socket }> {
+  const server = createServer();
+  t.after(() => server.close());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  t.after(() => client.destroy());
+  const socket = await accepted;
+  t.after(() => socket.destroy());
+  return { socket, client };
+}
+
+test('a held live input is read only at each tick of the window, and what it gave goes to the edges at the end of that tick', async (t) => {
+  const { hub, edge: e } = await welcomedEdge(t, 'held', 50);
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const { socket, client } = await tcpPair(t);
+  const read: string[] = [];
+  socket.on('data', (chunk: Buffer) => {
+    read.push(chunk.toString());
+    hub.publish('s', read.length * 20, true, chunk);
+  });
+  hub.openStream('s', HEADER);
+  const release = hub.holdReads(socket);
+  t.mock.timers.tick(50);
+  await e.received(1);
+  assert.deepEqual(texts(e), ['header'], 'the outbox went at the end of the tick');
+  client.write('one');
+  await turns(20);
+  assert.deepEqual(read, [], 'between ticks, the socket is not read');
+  t.mock.timers.tick(50);
+  await until(() => read.length === 1);
+  await e.received(2);
+  assert.deepEqual(texts(e), ['header', 'one'], 'read at the tick and sent at its end');
+  release();
+  client.write('two');
+  await until(() => read.length === 2);
+  assert.deepEqual(read, ['one', 'two'], 'released, it reads as usual');
+});
+
+test('with no latency budget, nothing is held', async (t) => {
+  const { hub } = await welcomedEdge(t, 'unheld', 0);
+  const { socket, client } = await tcpPair(t);
+  const read: string[] = [];
+  socket.on('data', (chunk: Buffer) => read.push(chunk.toString()));
+  hub.holdReads(socket);
+  await turns(3);
+  client.write('one');
+  await until(() => read.length === 1);
 });

@@ -210,14 +210,3 @@ test('a held live input is read only at each tick of the window, and what it gav
   await until(() => read.length === 2);
   assert.deepEqual(read, ['one', 'two'], 'released, it reads as usual');
 });
-
-test('with no latency budget, nothing is held', async (t) => {
-  const { hub } = await welcomedEdge(t, 'unheld', 0);
-  const { socket, client } = await tcpPair(t);
-  const read: string[] = [];
-  socket.on('data', (chunk: Buffer) => read.push(chunk.toString()));
-  hub.holdReads(socket);
-  await turns(3);
-  client.write('one');
-  await until(() => read.length === 1);
-});

@@ -99,7 +99,8 @@ function streamWrapBinding(): StreamWrapBinding | null {
 
 function handleOf(socket: Socket): StreamHandle | null {
   const handle = (socket as unknown as { _handle?: Partial<StreamHandle> | null })._handle;
-  return handle && typeof handle.writeBuffer === 'function' && typeof handle.writeQueueSize === 'number' ? (handle as StreamHandle) : null;
+  // `in`, not a read: writeQueueSize is a getter into C++, and this runs once per player write.
+  return handle && typeof handle.writeBuffer === 'function' && 'writeQueueSize' in handle ? (handle as StreamHandle) : null;
 }
 
 /** Bytes written to a socket that the kernel has not taken yet: the stream's buffer and libuv's queue. */

@@ -20,7 +20,7 @@ import { icecastSupport } from './icecastConfig.js';
 import type { Support } from './icecastConfig.js';
 import { runIdleBench } from './idle.js';
 import { runIngestBench } from './ingest.js';
-import { LATENCY_LEGEND, latencyTable, runLatencyBench } from './latency.js';
+import { LATENCY_LEGEND, latencyMedians, latencyTable, mediansTable, runLatencyBench } from './latency.js';
 import { clientsPerEdgeFor, startMkvcast } from './mkvcast.js';
 import { parseOptions, UsageError } from './options.js';
 import type { FanoutOptions, Options } from './options.js';
@@ -102,6 +102,8 @@ async function runFanoutBench(o: FanoutOptions): Promise<number> {
 async function latencyBench(o: FanoutOptions, clip: string, rateBps: number, icecast: Support): Promise<number> {
   const { rows, failed } = await runLatencyBench(o, { clip, rateBps, icecast });
   let text = rows.length > 0 ? `\n${latencyTable(rows)}\n\n${LATENCY_LEGEND}\n` : '\n(no run completed)\n';
+  const medians = o.latency!.rounds > 1 ? latencyMedians(rows) : [];
+  if (medians.length > 0) text += `\nOver ${o.latency!.rounds} rounds, the servers taking turns:\n${mediansTable(medians)}\n`;
   if (o.vs !== null && !icecast.ok) text += `\nIcecast NOT measured: ${icecast.reason}\n`;
   for (const x of saturated(rows)) text += `\nWARNING: the load generator used ${x.cpuPct} % of a core in the ${x.server} run at ${x.players} players: it may be the bottleneck there.\n`;
   for (const x of disturbed(rows)) text += `\nWARNING: other processes used ${x.otherCpuPct} % of a core during the ${x.server} run at ${x.players} players: its figures are disturbed.\n`;
@@ -109,6 +111,7 @@ async function latencyBench(o: FanoutOptions, clip: string, rateBps: number, ice
   const summary = {
     type: 'summary', mode: 'latency', publisher: o.latency!.publisher, vs: icecast.ok ? 'icecast' : null,
     ...(icecast.ok ? {} : { vsSkipped: icecast.reason }), players: o.players, runs: rows.length, failed,
+    ...(medians.length > 0 ? { rounds: o.latency!.rounds, medians } : {}),
   };
   process.stdout.write(`${text}\n${JSON.stringify(summary)}\n`);
   return failed.some((f) => f.server === 'mkvcast') ? 1 : 0;
@@ -145,7 +148,7 @@ function hardTimeoutMs(o: Options): number {
   if (o.mode === 'idle') return (SETUP_S + (60 + o.settleS) * o.runs * 2) * 1000;
   const perRunS = RUN_OVERHEAD_S + o.warmupS + o.joinMs / 1000 + o.durationS;
   const servers = (o.latency?.maxDelays.length ?? 1) + (o.vs === null ? 0 : 1);
-  return (SETUP_S + perRunS * o.players.length * servers) * 1000;
+  return (SETUP_S + perRunS * o.players.length * servers * (o.latency?.rounds ?? 1)) * 1000;
 }
 
 async function main(): Promise<number> {

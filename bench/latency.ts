@@ -52,6 +52,8 @@ export interface LatencyRow extends Omit<FanoutResult, 'markers'> {
   e2eMs: Spread;
   /** mkvcast: where joiners started, per start mode. */
   join?: { newest: JoinFigures; next: JoinFigures };
+  /** Which of --rounds this run was, from 1. */
+  round: number;
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
@@ -104,7 +106,7 @@ export interface LatencySettings {
   icecast: Support;
 }
 
-async function runOne(o: FanoutOptions, l: LatencySettings, run: Run, players: number): Promise<LatencyRow> {
+async function runOne(o: FanoutOptions, l: LatencySettings, run: Run, players: number, round: number): Promise<LatencyRow> {
   const lat = o.latency!;
   const writes = new Map<number, number>();
   const publisher: PublisherSpec = {
@@ -139,7 +141,7 @@ async function runOne(o: FanoutOptions, l: LatencySettings, run: Run, players: n
     const { e2e, receiving } = latencyOf(markers, writes, result.windowWallMs);
     const row: LatencyRow = {
       type: 'latency', ...result, publisher: lat.publisher, maxDelayMs: run.maxDelayMs,
-      sampled: markers.length, sampledReceiving: receiving, e2eMs: e2e,
+      sampled: markers.length, sampledReceiving: receiving, e2eMs: e2e, round,
     };
     if (run.name === 'mkvcast') {
       row.join = { newest: joinOf(markers.filter((p) => !p.next), writes), next: joinOf(markers.filter((p) => p.next), writes) };
@@ -157,41 +159,110 @@ export interface LatencyOutcome {
   failed: { server: ServerName; players: number; maxDelayMs: number | null; error: string }[];
 }
 
-/** Every (player count, server) run, one at a time, each on a fresh server. */
+/**
+ * Every (player count, server) run, one at a time, each on a fresh server; with --rounds N,
+ * the whole list N times over per player count, so that the servers take turns while the
+ * machine's speed drifts.
+ */
 export async function runLatencyBench(o: FanoutOptions, l: LatencySettings): Promise<LatencyOutcome> {
   const runs: Run[] = o.latency!.maxDelays.map((maxDelayMs) => ({ name: 'mkvcast', maxDelayMs }));
   if (l.icecast.ok) runs.push({ name: 'icecast', maxDelayMs: null });
+  const rounds = o.latency!.rounds;
   const out: LatencyOutcome = { rows: [], failed: [] };
   for (const players of o.players) {
-    for (const run of runs) {
-      const label = run.name === 'mkvcast' ? `mkvcast --max-delay ${run.maxDelayMs ?? 'default'}` : run.name;
-      process.stderr.write(`bench: ${label}, ${o.latency!.publisher} publisher, ${players} players, ${o.durationS} s window\n`);
-      try {
-        const row = await runOne(o, l, run, players);
-        out.rows.push(row);
-        process.stdout.write(`${JSON.stringify(row)}\n`);
-      } catch (err) {
-        const error = (err as Error).message;
-        out.failed.push({ server: run.name, players, maxDelayMs: run.maxDelayMs, error: error.split('\n')[0]! });
-        process.stderr.write(`bench: ${label} at ${players} players failed: ${error}\n`);
-        process.stdout.write(`${JSON.stringify({ type: 'latency', server: run.name, players, maxDelayMs: run.maxDelayMs, error })}\n`);
+    for (let round = 1; round <= rounds; round++) {
+      for (const run of runs) {
+        const label = run.name === 'mkvcast' ? `mkvcast --max-delay ${run.maxDelayMs ?? 'default'}` : run.name;
+        const of = rounds > 1 ? `, round ${round} of ${rounds}` : '';
+        process.stderr.write(`bench: ${label}, ${o.latency!.publisher} publisher, ${players} players, ${o.durationS} s window${of}\n`);
+        try {
+          const row = await runOne(o, l, run, players, round);
+          out.rows.push(row);
+          process.stdout.write(`${JSON.stringify(row)}\n`);
+        } catch (err) {
+          const error = (err as Error).message;
+          out.failed.push({ server: run.name, players, maxDelayMs: run.maxDelayMs, error: error.split('\n')[0]! });
+          process.stderr.write(`bench: ${label} at ${players} players failed: ${error}\n`);
+          process.stdout.write(`${JSON.stringify({ type: 'latency', server: run.name, players, maxDelayMs: run.maxDelayMs, round, error })}\n`);
+        }
       }
     }
   }
   return out;
 }
 
+/** One configuration (server, --max-delay, players) over its rounds. */
+export interface LatencyMedians {
+  server: ServerName;
+  maxDelayMs: number | null;
+  players: number;
+  rounds: number;
+  /** Medians over the rounds of each round's p50 and p99; the largest max. */
+  e2eMs: { p50: number | null; p99: number | null; max: number | null };
+  cpuSecondsPerGbit: number | null;
+  /** The fewest players kept up in any round. */
+  keptUpLiveMin: number;
+  /** mkvcast: its CPU s/Gbit over Icecast's in the same round, per round, and their median. */
+  cpuVsIcecast?: { perRound: number[]; median: number | null };
+}
+
+const median = (values: number[]): number | null => percentile([...values].sort((a, b) => a - b), 0.5);
+const numbers = (values: (number | null)[]): number[] => values.filter((v): v is number => v !== null);
+
+/** Medians per configuration over --rounds, with each round's CPU ratio to Icecast's run of that round. */
+export function latencyMedians(rows: LatencyRow[]): LatencyMedians[] {
+  const groups = new Map<string, LatencyRow[]>();
+  for (const r of rows) {
+    const key = `${r.players} ${r.server} ${r.maxDelayMs}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const icecastCpu = new Map(rows.filter((r) => r.server === 'icecast').map((r) => [`${r.players} ${r.round}`, r.serverCpuSecondsPerGbit]));
+  return [...groups.values()].map((g) => {
+    const first = g[0]!;
+    const m: LatencyMedians = {
+      server: first.server, maxDelayMs: first.maxDelayMs, players: first.players, rounds: g.length,
+      e2eMs: {
+        p50: median(numbers(g.map((r) => r.e2eMs.p50))),
+        p99: median(numbers(g.map((r) => r.e2eMs.p99))),
+        max: numbers(g.map((r) => r.e2eMs.max)).reduce<number | null>((a, b) => (a === null || b > a ? b : a), null),
+      },
+      cpuSecondsPerGbit: median(numbers(g.map((r) => r.serverCpuSecondsPerGbit))),
+      keptUpLiveMin: Math.min(...g.map((r) => r.keptUpLive)),
+    };
+    if (first.server === 'mkvcast') {
+      const perRound = g.flatMap((r) => {
+        const ice = icecastCpu.get(`${r.players} ${r.round}`);
+        const own = r.serverCpuSecondsPerGbit;
+        return ice === undefined || ice === null || ice <= 0 || own === null ? [] : [Math.round((own / ice) * 1000) / 1000];
+      });
+      if (perRound.length > 0) m.cpuVsIcecast = { perRound, median: median(perRound) };
+    }
+    return m;
+  });
+}
+
+export function mediansTable(medians: LatencyMedians[]): string {
+  const head = ['server', 'max-delay', 'players', 'rounds', 'write→receive p50/p99 (medians), max ms', 'CPU s/Gbit (median)', 'kept up (fewest)', 'CPU vs Icecast: median (each round)'];
+  const body = medians.map((m) => [
+    m.server, m.maxDelayMs === null ? '-' : String(m.maxDelayMs), String(m.players), String(m.rounds),
+    `${fmt(m.e2eMs.p50)} / ${fmt(m.e2eMs.p99)}, ${fmt(m.e2eMs.max)}`, fmt(m.cpuSecondsPerGbit), `${m.keptUpLiveMin}/${m.players}`,
+    m.cpuVsIcecast === undefined ? '-' : `${fmt(m.cpuVsIcecast.median)} (${m.cpuVsIcecast.perRound.join(', ')})`,
+  ]);
+  return grid(head, body);
+}
+
 const spreadCell = (s: Spread): string => `${fmt(s.p50)} / ${fmt(s.p99)} / ${fmt(s.max)}`;
 
 export function latencyTable(rows: LatencyRow[]): string {
+  const rounds = rows.some((r) => r.round > 1);
   const head = [
-    'server', 'max-delay', 'players', 'write→receive p50/p99/max ms', 'sampled', 'CPU s/Gbit', 'Gbit/s', 'kept up',
+    'server', 'max-delay', 'players', ...(rounds ? ['round'] : []), 'write→receive p50/p99/max ms', 'sampled', 'CPU s/Gbit', 'Gbit/s', 'kept up',
     'loadgen CPU %', 'pub CPU %', 'other CPU %', 'join newest: behind p50/max', 'join next: behind p50/max, wait p50', '/stats p50/p99',
   ];
   const body = rows.map((r) => {
     const stats = r.latencyMs as { p50?: number; p99?: number } | undefined;
     return [
-      r.server, r.maxDelayMs === null ? '-' : String(r.maxDelayMs), String(r.players), spreadCell(r.e2eMs),
+      r.server, r.maxDelayMs === null ? '-' : String(r.maxDelayMs), String(r.players), ...(rounds ? [String(r.round)] : []), spreadCell(r.e2eMs),
       `${r.sampledReceiving}/${r.sampled}`, fmt(r.serverCpuSecondsPerGbit), String(r.deliveredGbps), `${r.keptUpLive}/${r.players}`,
       `${r.loadgenCpuPct}${r.loadgenSaturated ? ' (!)' : ''}`, fmt(r.publisherCpuPct), String(r.otherCpuPct),
       r.join === undefined ? '-' : `${fmt(r.join.newest.behindMs.p50)} / ${fmt(r.join.newest.behindMs.max)}`,

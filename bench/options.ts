@@ -10,9 +10,10 @@
 //        a flash crowd: --players 5000 from 2 load generators, a 3 s window; what it is about
 //        is TTFB p50/p99/max and the kernel's listen-queue drops (any flag above overrides).
 //   node build/bench/bench.js --latency [--players 100,1000,4000] [--max-delay 50 | 0,20,50,100]
-//        [--publisher progressive|cluster] [--sampled 40] [same options]
+//        [--publisher progressive|cluster] [--sampled 40] [--rounds 1] [same options]
 //        end-to-end latency, publisher write to player socket, mkvcast (one run per --max-delay)
-//        and Icecast side by side (latency.ts).
+//        and Icecast side by side (latency.ts); --rounds N repeats every run N times, taking
+//        turns, and adds a table of medians with each round's CPU ratio to Icecast.
 //   node build/bench/bench.js --ingest [--ingest-mb 256] [--runs 5] [--ingest-input file.mkv] [--tiny]
 //   node build/bench/bench.js --idle [--runs 5] [--settle-s 6] [--edges 2] [--idle-input file.webm] [--tiny]
 //        idle memory (PSS and private) of master, source and edges, with no input and with one
@@ -52,6 +53,8 @@ export interface LatencyOptions {
   maxDelays: (number | null)[];
   /** Players per run that search their bytes for markers. */
   sampled: number;
+  /** Times every run is repeated, the servers taking turns (a shared machine drifts). */
+  rounds: number;
 }
 
 export interface IngestOptions {
@@ -113,6 +116,7 @@ export function parseOptions(argv: string[]): Options {
       publisher: { type: 'string' },
       'max-delay': { type: 'string' },
       sampled: { type: 'string' },
+      rounds: { type: 'string' },
       'ingest-mb': { type: 'string' },
       'ipc-mb': { type: 'string' },
       runs: { type: 'string' },
@@ -151,8 +155,8 @@ export function parseOptions(argv: string[]): Options {
   }
   if (values.vs !== undefined && values.vs !== 'icecast') throw new UsageError(`--vs: only icecast is supported, not ${values.vs}`);
   const latency = values.latency === true ? latencyOptions(values, tiny) : null;
-  if (latency === null && (values.publisher ?? values['max-delay'] ?? values.sampled) !== undefined) {
-    throw new UsageError('--publisher, --max-delay and --sampled go with --latency');
+  if (latency === null && (values.publisher ?? values['max-delay'] ?? values.sampled ?? values.rounds) !== undefined) {
+    throw new UsageError('--publisher, --max-delay, --sampled and --rounds go with --latency');
   }
   // The latency bench is a comparison: Icecast is measured whenever it can be.
   const vs = values.vs === 'icecast' || latency !== null ? 'icecast' : null;
@@ -184,9 +188,14 @@ export function parseOptions(argv: string[]): Options {
   };
 }
 
-function latencyOptions(values: { publisher?: string; 'max-delay'?: string; sampled?: string }, tiny: boolean): LatencyOptions {
+function latencyOptions(values: { publisher?: string; 'max-delay'?: string; sampled?: string; rounds?: string }, tiny: boolean): LatencyOptions {
   const publisher = values.publisher ?? 'progressive';
   if (publisher !== 'progressive' && publisher !== 'cluster') throw new UsageError(`--publisher: progressive or cluster, not ${publisher}`);
   const maxDelays = values['max-delay'] === undefined ? [null] : values['max-delay'].split(',').map((v) => Math.floor(num(v.trim(), 'max-delay', 0, 0, 10_000)));
-  return { publisher, maxDelays, sampled: Math.floor(num(values.sampled, 'sampled', tiny ? 10 : 40, 1, 1000)) };
+  return {
+    publisher,
+    maxDelays,
+    sampled: Math.floor(num(values.sampled, 'sampled', tiny ? 10 : 40, 1, 1000)),
+    rounds: Math.floor(num(values.rounds, 'rounds', 1, 1, 20)),
+  };
 }

@@ -138,7 +138,30 @@ export class DashStore {
     for (const block of blocks) this.#onBlock(block, now);
   }
 
-  #onBlock(block: Block, now: number): void {
+  /**
+   * Segment messages received before this store existed, oldest first and
+   * without a gap, the newest just now. Their wall-clock times are not known:
+   * the manifest's availabilityStartTime is set from the newest block, which
+   * arrived about `now`, as a live stream's blocks arrive at their media time.
+   */
+  replay(messages: readonly Uint8Array[], now: number): void {
+    let newest: number | undefined;
+    for (const bytes of messages) {
+      const blocks = blocksOf(bytes);
+      if (!blocks) {
+        this.break();
+        continue;
+      }
+      for (const block of blocks) {
+        this.#onBlock(block, null);
+        if (block.time >= 0) newest = block.time;
+      }
+    }
+    if (newest !== undefined && this.#newest) this.#anchorAt(newest, now);
+  }
+
+  /** `now`: when it arrived, wall-clock ms; null while replaying (see replay). */
+  #onBlock(block: Block, now: number | null): void {
     // Before media time 0 (a negative relative timecode in the first Cluster): no Cluster Timestamp, which is unsigned, can hold it.
     if (block.time < 0) return;
     if (this.#opensGop(block)) {
@@ -165,7 +188,7 @@ export class DashStore {
     return opens;
   }
 
-  #publish(gop: Gop, end: number, now: number): void {
+  #publish(gop: Gop, end: number, now: number | null): void {
     const d = end - gop.start;
     if (d <= 0) return void this.dropped++;
     const newest = this.#newest;
@@ -176,7 +199,7 @@ export class DashStore {
     this.#bytes += segment.size;
     this.#newest = segment;
     this.#trim();
-    this.#anchorAt(end, now);
+    if (now !== null) this.#anchorAt(end, now);
   }
 
   /** Oldest out while the window is longer than --buffer or larger than --buffer-mb; the newest stays. */

@@ -469,7 +469,7 @@ export class Edge {
     const answer = (): void => {
       const stream = this.#streams.get(name);
       if (!stream) throw dashNotFound(this.#config.streams.includes(name) ? `stream '${name}' has not started yet` : `no live stream named '${name}'`);
-      socket.end(dashAnswer(stream.dash, name, resource, head, this.#config.edgeId));
+      socket.end(dashAnswer(stream.dash(), name, resource, head, this.#config.edgeId));
     };
     const gate = this.#admission.gate(socket, head, name);
     if (!gate) return answer();

@@ -8,6 +8,9 @@ export type StartMode = 'newest' | 'next';
 
 export type LiveStreamOptions = RingLimits;
 
+/** A DASH store no request has asked for this long is let go (a DASH player asks every few seconds). */
+export const DASH_IDLE_MS = 60_000;
+
 /**
  * An edge's copy of one stream: its header, one copy of each recent Segment,
  * and the players it feeds. Every player is handed the same Buffers.
@@ -20,8 +23,11 @@ export class LiveStream {
   /** Bytes written to its players here (header and media), for the stats. */
   bytesOut = 0;
   readonly #ring: SegmentRing;
-  /** DASH segments cut from the same Segments, for the window of the ring's limits. */
-  readonly dash: DashStore;
+  readonly #options: LiveStreamOptions;
+  /** DASH segments cut from the same Segments, for the window of the ring's limits; null until asked for (see dash). */
+  #dash: DashStore | null = null;
+  /** When DASH was last asked for, wall-clock ms. */
+  #dashAskedAt = 0;
   #header: HeaderMessage;
   #responseHead: Buffer;
   #nextSeq: number | null = null;
@@ -40,7 +46,26 @@ export class LiveStream {
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
     this.#ring = new SegmentRing(options);
-    this.dash = new DashStore(header, options);
+    this.#options = options;
+  }
+
+  /**
+   * The stream's DASH segments. Built at the first DASH request from the
+   * Segments the ring holds (the same window), then kept up to date as
+   * Segments arrive, until no DASH request has come for DASH_IDLE_MS. Most
+   * edges serve no DASH player: cutting every block of every stream into
+   * GOPs for nobody was, with 50 streams, over half of an idle edge's heap
+   * and much of its garbage collection. A segment is a function of its
+   * blocks and their times, so a store built late gives the same bytes for
+   * the same segment.
+   */
+  dash(now = Date.now()): DashStore {
+    this.#dashAskedAt = now;
+    if (this.#dash === null) {
+      this.#dash = new DashStore(this.#header, this.#options);
+      this.#dash.replay([...this.#ring.entries(), ...this.#pending].map((e) => e.bytes), now);
+    }
+    return this.#dash;
   }
 
   get docType(): string {
@@ -71,7 +96,7 @@ export class LiveStream {
     this.#header = header;
     this.#responseHead = streamResponseHead(contentTypeFor(header.docType));
     this.#discontinuity();
-    this.dash.setHeader(header);
+    this.#dash?.setHeader(header);
     if (same) return [];
     const stale = [...this.players];
     this.players.clear();
@@ -82,7 +107,7 @@ export class LiveStream {
   #discontinuity(): void {
     this.#nextSeq = null;
     this.#ring.clear();
-    this.dash.break();
+    this.#dash?.break();
     for (const player of this.players) player.resync();
   }
 
@@ -92,7 +117,11 @@ export class LiveStream {
       this.#discontinuity();
     }
     this.#nextSeq = entry.seq + 1;
-    this.dash.push(entry.bytes, Date.now());
+    if (this.#dash !== null) {
+      const now = Date.now();
+      if (now - this.#dashAskedAt > DASH_IDLE_MS) this.#dash = null;
+      else this.#dash.push(entry.bytes, now);
+    }
     this.#pending.push(entry);
     if (this.#flushQueued) return;
     this.#flushQueued = true;

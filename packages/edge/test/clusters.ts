@@ -47,3 +47,31 @@ export function header(tracks: TrackSummary[], generation = 1): HeaderMessage {
   const info = el([0x15, 0x49, 0xa9, 0x66], el([0x2a, 0xd7, 0xb1], uint(1_000_000, 3)));
   return { type: 'header', stream: 's', generation, docType: 'webm', tracks, bytes: Buffer.concat([ebml, segment, info]) };
 }
+
+/** A block to feed: absolute time, track (1 video, 2 audio), keyframe. */
+export interface B {
+  time: number;
+  track: number;
+  key: boolean;
+}
+
+/** The blocks as Clusters, `perCluster` blocks each, each Cluster's Timestamp its first block's time. */
+export function clustersOf(blocks: B[], perCluster: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < blocks.length; i += perCluster) {
+    const group = blocks.slice(i, i + perCluster);
+    const base = group[0]!.time;
+    out.push(cluster(base, ...group.map((b) => simpleBlock(b.track, b.time - base, b.key, `${b.track}@${b.time}`))));
+  }
+  return out;
+}
+
+/** Video at 25 fps with a keyframe every `gop` ms, and audio every 20 ms, as a muxer interleaves them, up to `ms`. */
+export function av(ms: number, gop = 1000, from = 0): B[] {
+  const out: B[] = [];
+  for (let t = from; t < from + ms; t += 20) {
+    if (t % 40 === 0) out.push({ time: t, track: 1, key: t % gop === 0 });
+    out.push({ time: t + 5, track: 2, key: true });
+  }
+  return out;
+}

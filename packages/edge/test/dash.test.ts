@@ -7,37 +7,9 @@ import { dashPathOf } from '@mkvcast/shared';
 import { blocksOf, segmentBytes } from '../src/dashBlocks.js';
 import { codecsOf, parseDashHeader } from '../src/dashHeader.js';
 import { DashStore } from '../src/dashStore.js';
-import { AUDIO, VIDEO, blockGroup, cluster, header, simpleBlock } from './clusters.js';
-
-/** A block to feed: absolute time, track (1 video, 2 audio), keyframe. */
-interface B {
-  time: number;
-  track: number;
-  key: boolean;
-}
-
-/** The blocks as Clusters, `perCluster` blocks each, each Cluster's Timestamp its first block's time. */
-function clustersOf(blocks: B[], perCluster: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < blocks.length; i += perCluster) {
-    const group = blocks.slice(i, i + perCluster);
-    const base = group[0]!.time;
-    out.push(cluster(base, ...group.map((b) => simpleBlock(b.track, b.time - base, b.key, `${b.track}@${b.time}`))));
-  }
-  return out;
-}
+import { AUDIO, VIDEO, av, blockGroup, cluster, clustersOf, header, simpleBlock, type B } from './clusters.js';
 
 const LIMITS = { maxAgeMs: 60_000, maxBytes: 1 << 20 };
-
-/** Video at 25 fps with a keyframe every `gop` ms, and audio every 20 ms, as a muxer interleaves them, up to `ms`. */
-function av(ms: number, gop = 1000, from = 0): B[] {
-  const out: B[] = [];
-  for (let t = from; t < from + ms; t += 20) {
-    if (t % 40 === 0) out.push({ time: t, track: 1, key: t % gop === 0 });
-    out.push({ time: t + 5, track: 2, key: true });
-  }
-  return out;
-}
 
 function feed(store: DashStore, clusters: Buffer[], perMessage = 1): void {
   for (let i = 0; i < clusters.length; i += perMessage) store.push(Buffer.concat(clusters.slice(i, i + perMessage)), 0);

@@ -1,11 +1,14 @@
 // An edge's stream writes what one read from the source brought (the source gathers its inputs'
 // Segments within --max-delay into one write) to each player as one write, once the read is handled.
+// Its DASH store is built at the first DASH request, from the ring, and gives what a store fed
+// from the start gives.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Batch } from '../src/batch.js';
-import { LiveStream } from '../src/liveStream.js';
+import { DashStore } from '../src/dashStore.js';
+import { DASH_IDLE_MS, LiveStream } from '../src/liveStream.js';
 import type { LiveEntry, Player } from '../src/player.js';
-import { VIDEO, cluster, header, simpleBlock } from './clusters.js';
+import { AUDIO, VIDEO, av, cluster, clustersOf, header, simpleBlock } from './clusters.js';
 
 /** The part of a Player a LiveStream uses: what it was given, write by write. */
 class FakePlayer {
@@ -39,4 +42,64 @@ test("the Segments of one read from the source go to each player as one write, a
   stream.push(entry(3, false));
   await Promise.resolve();
   for (const p of players) assert.deepEqual(p.writes.at(-1), entry(3, false).bytes, 'the next read goes out on its own');
+});
+
+const LIMITS = { maxAgeMs: 60_000, maxBytes: 1 << 20 };
+
+/** 8 s of video and audio as the source sends it: one Segment per 40 ms of media (a --max-delay window's worth), `from` ms on. */
+function segments(fromSeq: number, ms: number): LiveEntry[] {
+  const clusters = clustersOf(av(ms, 1000, fromSeq * 40), 3);
+  return clusters.map((bytes, i) => ({ seq: fromSeq + i, ts: (fromSeq + i) * 40, keyframe: false, bytes }));
+}
+
+const listed = (store: DashStore): [number, number, string][] => store.segments().map((s) => [s.t, s.d, s.bytes.toString('hex')]);
+
+test('DASH built at the first request from the ring lists the segments, bytes and start time of a store fed from the start', (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const stream = new LiveStream(header([VIDEO, AUDIO]), LIMITS);
+  const eager = new DashStore(header([VIDEO, AUDIO]), LIMITS);
+  const all = segments(0, 8000);
+  all.forEach((e, i) => {
+    // In real time: each Segment arrives as its media time comes, in a read of its own,
+    // but for the last 1.2 s (with the keyframe at 7 s), still pending when DASH is asked for.
+    t.mock.timers.tick(40);
+    stream.push(e);
+    if (i < all.length - 30) stream.flush();
+    eager.push(e.bytes, Date.now());
+  });
+  const lazy = stream.dash();
+  assert.deepEqual(listed(lazy), listed(eager));
+  assert.ok(lazy.segments().length >= 6, `GOPs 1 s long over 8 s: ${lazy.segments().length}`);
+  assert.ok(Math.abs(lazy.anchor! - eager.anchor!) <= 1000, `availabilityStartTime ${lazy.anchor} against ${eager.anchor}`);
+  // From then on it follows the stream as the eager one does.
+  for (const e of segments(200, 3000)) {
+    t.mock.timers.tick(40);
+    stream.push(e);
+    stream.flush();
+    eager.push(e.bytes, Date.now());
+  }
+  assert.equal(stream.dash(), lazy);
+  assert.deepEqual(listed(lazy), listed(eager));
+});
+
+test('a DASH store nobody asked for in DASH_IDLE_MS is let go, and built again from the ring at the next request', (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const stream = new LiveStream(header([VIDEO, AUDIO]), { maxAgeMs: 5000, maxBytes: 1 << 20 });
+  const eager = new DashStore(header([VIDEO, AUDIO]), { maxAgeMs: 5000, maxBytes: 1 << 20 });
+  const first = stream.dash();
+  let seq = 0;
+  for (let i = 0; i < Math.ceil((DASH_IDLE_MS + 10_000) / 4000); i++) {
+    for (const e of segments(seq, 4000)) {
+      t.mock.timers.tick(40);
+      stream.push(e);
+      stream.flush();
+      eager.push(e.bytes, Date.now());
+    }
+    seq += 100;
+  }
+  const again = stream.dash();
+  assert.notEqual(again, first, 'a new store');
+  assert.equal(first.segments().at(-1)!.t < again.segments().at(-1)!.t, true, 'the old one stopped following the stream');
+  assert.deepEqual(listed(again), listed(eager).slice(-listed(again).length));
+  assert.ok(listed(again).length >= 3);
 });

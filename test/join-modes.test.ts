@@ -7,7 +7,7 @@ import { collect, makeClip, probe } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 import { request, stopQuietly, waitForStream } from './helpers/live.js';
 
-for (const maxDelay of ['50', '0']) {
+for (const maxDelay of ['70', '0']) {
   describe(`joining a live stream (--max-delay ${maxDelay})`, () => {
     let master: RunningMaster | undefined;
 

@@ -46,7 +46,10 @@ export const OPTIONS = {
   'max-delay': {
     type: 'number',
     requiresArg: true,
-    default: 50,
+    // Writes to players are nearly all of a loaded server's CPU, and there is one per player
+    // per window: 70 ms keeps write → receive p99 near 85 ms at 1 000 players with a third
+    // fewer writes than 50 (docs/performance.md). --max-delay 0 is for the lowest latency.
+    default: 70,
     describe: 'ms a Segment may wait to be sent with the next ones (one write per edge, then per player); 0: at once',
   },
   'player-backlog-kb': { type: 'number', requiresArg: true, default: 2048, describe: 'unsent KB past which a slow player skips ahead to the next keyframe' },

@@ -206,7 +206,13 @@ export interface LatencyMedians {
   cpuVsIcecast?: { perRound: number[]; median: number | null };
 }
 
-const median = (values: number[]): number | null => percentile([...values].sort((a, b) => a - b), 0.5);
+/** The middle value; with an even count, the mean of the two middle ones (a lower one would flatter either side). */
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : Math.round(((sorted[mid - 1]! + sorted[mid]!) / 2) * 1000) / 1000;
+}
 const numbers = (values: (number | null)[]): number[] => values.filter((v): v is number => v !== null);
 
 /** Medians per configuration over --rounds, with each round's CPU ratio to Icecast's run of that round. */

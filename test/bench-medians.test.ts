@@ -30,6 +30,13 @@ describe('latencyMedians', () => {
     assert.equal(ice!.keptUpLiveMin, 990);
   });
 
+  it('takes the mean of the two middle values over an even number of rounds', () => {
+    const rows = [row('mkvcast', 70, 1, 0.4, 60), row('icecast', null, 1, 1.0, 40), row('mkvcast', 70, 2, 0.6, 80), row('icecast', null, 2, 1.0, 40)];
+    const [mk] = latencyMedians(rows);
+    assert.deepEqual(mk!.cpuVsIcecast, { perRound: [0.4, 0.6], median: 0.5 });
+    assert.equal(mk!.e2eMs.p99, 70);
+  });
+
   it('leaves out a round whose Icecast run failed', () => {
     const rows = [row('mkvcast', 0, 1, 0.6, 20), row('mkvcast', 0, 2, 0.5, 20), row('icecast', null, 2, 1.0, 30)];
     assert.deepEqual(latencyMedians(rows)[0]!.cpuVsIcecast, { perRound: [0.5], median: 0.5 });

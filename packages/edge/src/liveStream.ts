@@ -8,6 +8,14 @@ export type StartMode = 'newest' | 'next';
 
 export type LiveStreamOptions = RingLimits;
 
+/**
+ * Players written between two readings of the clock in a flush (their lag and
+ * latency sample use the last reading): a reading is a heap number, and a
+ * flush to 500 players should allocate next to nothing. 16 writes take
+ * 0.1–0.2 ms here.
+ */
+export const CLOCK_EVERY = 16;
+
 /** A DASH store no request has asked for this long is let go (a DASH player asks every few seconds). */
 export const DASH_IDLE_MS = 60_000;
 
@@ -137,8 +145,16 @@ export class LiveStream {
     this.#pending = [];
     for (const entry of entries) this.#ring.push(entry);
     const batch = batchOf(entries);
-    const now = Date.now();
-    for (const player of this.players) this.bytesOut += player.deliver(batch, now);
+    let now = Date.now();
+    let written = 0;
+    let bytes = 0;
+    // forEach, not for-of: optimised code still made an iterator result per player
+    // (16 bytes each, most of what an edge allocated at --max-delay 0).
+    this.players.forEach((player) => {
+      bytes += player.deliver(batch, now);
+      if (++written % CLOCK_EVERY === 0) now = Date.now();
+    });
+    this.bytesOut += bytes;
   }
 
   /**

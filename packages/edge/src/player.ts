@@ -149,7 +149,11 @@ export class Player {
     this.#waitingForKeyframe = true;
   }
 
-  /** Writes a batch of live Segments, from its first keyframe when this player waits for one; returns the bytes written. */
+  /**
+   * Writes a batch of live Segments, from its first keyframe when this player
+   * waits for one; returns the bytes written. `now`: the wall clock just before
+   * this write, for its lag and its latency sample.
+   */
   deliver(batch: Batch, now: number): number {
     const socket = this.socket;
     const lag = this.#lag(now);
@@ -172,8 +176,9 @@ export class Player {
     if (writer.write(socket, this.#own(bytes))) this.#queued = true;
     this.bytes += bytes.length;
     this.#counters.bytesOut += bytes.length;
-    // Per player, taken after this player's write: the last player of a big edge waits for the rest.
-    if (batch.sentAt !== undefined) this.#counters.latency.record(Date.now() - batch.sentAt);
+    // Per player, as of its write (give or take the CLOCK_EVERY writes before it, see LiveStream.flush):
+    // the last player of a big edge waits for the rest.
+    if (batch.sentAt !== undefined) this.#counters.latency.record(now - batch.sentAt);
     return bytes.length;
   }
 

@@ -6,18 +6,21 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Batch } from '../src/batch.js';
 import { DashStore } from '../src/dashStore.js';
-import { DASH_IDLE_MS, LiveStream } from '../src/liveStream.js';
+import { CLOCK_EVERY, DASH_IDLE_MS, LiveStream } from '../src/liveStream.js';
 import type { LiveEntry, Player } from '../src/player.js';
 import { AUDIO, VIDEO, av, cluster, clustersOf, header, simpleBlock } from './clusters.js';
 
 /** The part of a Player a LiveStream uses: what it was given, write by write. */
 class FakePlayer {
   writes: Buffer[] = [];
+  /** The clock each write was given. */
+  nows: number[] = [];
   start(): number {
     return 0;
   }
-  deliver(batch: Batch): number {
+  deliver(batch: Batch, now: number): number {
     this.writes.push(Buffer.from(batch.bytes));
+    this.nows.push(now);
     return batch.bytes.length;
   }
 }
@@ -42,6 +45,26 @@ test("the Segments of one read from the source go to each player as one write, a
   stream.push(entry(3, false));
   await Promise.resolve();
   for (const p of players) assert.deepEqual(p.writes.at(-1), entry(3, false).bytes, 'the next read goes out on its own');
+});
+
+test('a flush reads the clock again every CLOCK_EVERY players: the later players of a big edge get the later time', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const stream = new LiveStream(header([VIDEO]), { maxAgeMs: 60_000, maxBytes: 1 << 20 });
+  const players = Array.from({ length: 3 * CLOCK_EVERY + 1 }, () => new FakePlayer());
+  for (const p of players) stream.join(p as unknown as Player, 'next', 0);
+  // Each write takes a millisecond, as far as the clock goes.
+  for (const p of players) {
+    const deliver = p.deliver.bind(p);
+    p.deliver = (batch: Batch, now: number): number => {
+      t.mock.timers.tick(1);
+      return deliver(batch, now);
+    };
+  }
+  stream.push(entry(0, true));
+  await Promise.resolve();
+  const nows = players.map((p) => p.nows[0]! - 1_000_000);
+  const readings = [0, CLOCK_EVERY, 2 * CLOCK_EVERY, 3 * CLOCK_EVERY];
+  assert.deepEqual(nows, players.map((_, i) => readings[Math.floor(i / CLOCK_EVERY)]));
 });
 
 const LIMITS = { maxAgeMs: 60_000, maxBytes: 1 << 20 };

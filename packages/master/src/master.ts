@@ -70,6 +70,8 @@ export interface MasterOptions {
 }
 
 const STATS_INTERVAL_MS = 1000;
+/** The source's and the edges' young generation: 2 MB a half (V8's default grows to 16). */
+const YOUNG_GENERATION_FLAG = '--max-semi-space-size=2';
 /** A reload waits this long for new edges to listen before it answers. */
 const EDGE_START_WAIT_MS = 20_000;
 const EDGE_BACKLOG_BYTES = 64 * 1024 * 1024;
@@ -372,6 +374,10 @@ export class Master {
       modulePath: require.resolve('@mkvcast/source/main'),
       config: () => this.#sourceConfig(),
       stdin: o.inputs.some((i) => i.path === '-'),
+      // Short-lived objects per block and piece; with many inputs V8 grew the young generation to
+      // its 16 MB default (32 MB resident for both halves). With 2 MB, as the edges have, the
+      // source with 50 looped files is 150 MB resident, not 180–195, at no CPU cost seen.
+      execArgv: [YOUNG_GENERATION_FLAG],
       log: this.#log,
     });
     child.on('message', (message) => {
@@ -431,7 +437,7 @@ export class Master {
         stdin: false,
         // An edge allocates little per Segment; V8's default 16 MB young generation mostly holds
         // garbage from a crowd's requests. 2 MB halves an edge's memory per player (12 → 6 KB).
-        execArgv: ['--max-semi-space-size=2'],
+        execArgv: [YOUNG_GENERATION_FLAG],
         log: this.#log,
       }),
       handed: 0,

@@ -2,12 +2,12 @@ import { accessSync, constants, fstatSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { networkInterfaces } from 'node:os';
 import { basename, delimiter, dirname, extname, join, resolve } from 'node:path';
-import yargs, { type Options } from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import type { Options } from 'yargs';
 import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, isStreamName, stderrSink, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared';
 import { ConfigError, numberProblem, readConfigFile, type ConfigFile, type NumberRule, type StreamSection } from './configFile.js';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
 import { hooksConfig, jwtConfig, type AccessArgs } from './access.js';
+import { NeedsLayout, fullYargs, leanYargs } from './leanYargs.js';
 import { StatusLine } from './statusLine.js';
 
 /**
@@ -97,7 +97,7 @@ export const NUMBER_RULES: Record<string, NumberRule> = {
 const require = createRequire(import.meta.url);
 export const VERSION: string = (require('../../package.json') as { version: string }).version;
 
-function parser(argv: string[], file: Record<string, unknown> = {}) {
+function parser(yargs: Awaited<ReturnType<typeof leanYargs>>, argv: string[], file: Record<string, unknown>) {
   return yargs(argv)
     .scriptName('master')
     .usage('$0 [input | name=input ...] [options]\n\nServe Matroska/WebM streams live over HTTP to many players.\n' +
@@ -258,16 +258,26 @@ function checkReadable(path: string): void {
 /** The options yargs parsed: the table's, by flag. */
 type Args = Record<string, unknown> & { _: (string | number)[] };
 
+/** The command line over `file`, parsed by the lean yargs, or by the full one when it prints help. */
+async function parseArgs(argv: string[], file: Record<string, unknown> = {}): Promise<Args> {
+  try {
+    return (await parser(await leanYargs(), argv, file).parseAsync()) as Args;
+  } catch (err) {
+    if (!(err instanceof NeedsLayout)) throw err;
+    return (await parser(await fullYargs(), argv, file).parseAsync()) as Args;
+  }
+}
+
 /**
  * The command line, over the config file when --config names one, over the
  * defaults. Throws a UsageError (or ConfigError) whose message is one line.
  * Reading the options again (a reload) reads the file again.
  */
 export async function parseOptions(argv: string[]): Promise<MasterOptions> {
-  let args = (await parser(argv).parseAsync()) as Args;
+  let args = await parseArgs(argv);
   const configPath = args.config as string | undefined;
   const file = configPath === undefined ? null : readConfigFile(configPath, OPTIONS, NUMBER_RULES);
-  if (file) args = (await parser(argv, file.options).parseAsync()) as Args;
+  if (file) args = await parseArgs(argv, file.options);
   checkNumbers(args, argv);
   const o = args as Args & {
     name?: string;
@@ -347,7 +357,7 @@ export function openableUrls(address: string, port: number): string[] {
   return [`http://localhost:${port}/`, ...others.slice(0, MAX_SHOWN_ADDRESSES)];
 }
 
-export async function main(argv = hideBin(process.argv)): Promise<number> {
+export async function main(argv = process.argv.slice(2)): Promise<number> {
   let options: MasterOptions;
   try {
     options = await parseOptions(argv);

@@ -2,12 +2,15 @@
 // prom-client is loaded at the first scrape, yet /metrics lists every series it listed when it
 // was loaded at start, and Node's GC and CPU figures count from the process's start.
 // (JWT tokens, whose jose is loaded by the first check, are enforced in ops-hooks.test.ts.)
+// Source and edges start with glibc limited to two malloc arenas, unless the environment
+// already sets MALLOC_ARENA_MAX.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { request, stopQuietly } from './helpers/live.js';
+import { getStats, request, stopQuietly } from './helpers/live.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -96,6 +99,32 @@ describe('/metrics of an idle master, first scrape', { timeout: 60_000 }, () => 
     }
     for (const proc of ['master', 'source', 'edge-1', 'edge-2']) {
       assert.match(text, new RegExp(`^process_cpu_seconds_total\\{process="${proc}"\\} `, 'm'));
+    }
+  });
+});
+
+/** MALLOC_ARENA_MAX in each child's environment, as the kernel shows it. */
+async function childArenas(master: RunningMaster): Promise<(string | undefined)[]> {
+  const { pids } = await getStats(master);
+  const children = [pids.source, ...pids.edges];
+  return children.map((pid) => {
+    assert.equal(typeof pid, 'number', `a child has no pid: ${JSON.stringify(pids)}`);
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    return environ.find((v) => v.startsWith('MALLOC_ARENA_MAX='))?.slice('MALLOC_ARENA_MAX='.length);
+  });
+}
+
+describe('malloc arenas of source and edges', { timeout: 60_000 }, () => {
+  it('two by default, or what the environment says', async () => {
+    const { MALLOC_ARENA_MAX: _, ...without } = process.env;
+    for (const [env, want] of [[without, '2'], [{ ...without, MALLOC_ARENA_MAX: '5' }, '5']] as const) {
+      let master: RunningMaster | undefined;
+      try {
+        master = await startMaster(['--edges', '2'], { env });
+        assert.deepEqual(await childArenas(master), [want, want, want]);
+      } finally {
+        await stopQuietly(master);
+      }
     }
   });
 });

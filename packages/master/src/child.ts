@@ -29,6 +29,14 @@ export interface ChildOptions {
 /** The messages the supervisor handles itself, whatever the child. */
 type Lifecycle = ReadyMessage | ListeningMessage | FailedMessage;
 
+/**
+ * glibc's malloc arenas in a child, unless the environment says otherwise. By default every
+ * thread that mallocs (V8's helpers, libuv's pool, the source's header workers) may get an
+ * arena of its own, kept after the thread is done with it: with two, a child idles 0.5–1 MB
+ * smaller, and the source with one looped input 3 MB. The main thread keeps an arena to itself.
+ */
+const CHILD_MALLOC_ARENAS = '2';
+
 function isLifecycle(message: { type: string }): message is Lifecycle {
   return message.type === 'ready' || message.type === 'listening' || message.type === 'failed';
 }
@@ -85,7 +93,7 @@ export class Child<In extends { type: string }, Out extends { type: string }> ex
     this.#ready = false;
     this.#startedAt = Date.now();
     const child = fork(modulePath, [], {
-      env: { ...process.env, [CHILD_CONFIG_ENV]: JSON.stringify(config()) },
+      env: { MALLOC_ARENA_MAX: CHILD_MALLOC_ARENAS, ...process.env, [CHILD_CONFIG_ENV]: JSON.stringify(config()) },
       execArgv: [...process.execArgv, ...(this.#options.execArgv ?? [])],
       stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit', 'ipc'],
       // Structured clone, not JSON: the bytes read from a handed-off connection cross as bytes.

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import {
   CorruptStreamError,
   MkvcastError,
@@ -17,7 +16,7 @@ import { BlockForwarder } from './forwarder.js';
 import type { Piece } from './pieces.js';
 import { Pacer } from './pacer.js';
 import type { Hub } from './hub.js';
-import type { SessionSource } from './inputs/session.js';
+import type { SessionBytes, SessionSource } from './inputs/session.js';
 import { matroskaBytes } from './inputs/remux.js';
 
 /**
@@ -168,7 +167,7 @@ export class StreamIngest {
     }
   }
 
-  async #pass(stream: Readable, path?: string): Promise<void> {
+  async #pass(stream: SessionBytes, path?: string): Promise<void> {
     // Blocks are views until the pieces they go in are built, at the end of each #ingest: before the next push.
     const scanner = new MatroskaScanner({ viewChildren: true });
     const signal = this.#abort.signal;

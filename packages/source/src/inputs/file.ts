@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import type { Session, SessionSource } from './session.js';
+import { FileChunks } from './fileChunks.js';
+import type { Session, SessionBytes, SessionSource } from './session.js';
 
 /** A file read from its start, once or (looping) forever; or standard input, once. */
 export class FileSource implements SessionSource {
@@ -13,11 +13,11 @@ export class FileSource implements SessionSource {
     this.#loop = loop && path !== '-';
   }
 
-  async next(): Promise<Session | null> {
+  async next(): Promise<Session<SessionBytes> | null> {
     if (this.#closed || (this.#passes > 0 && !this.#loop)) return null;
     this.#passes++;
     if (this.#path === '-') return { stream: process.stdin, label: 'stdin', kind: 'stdin' };
-    return { stream: createReadStream(this.#path, { highWaterMark: 64 * 1024 }), label: `${this.#path} (pass ${this.#passes})`, kind: 'file', path: this.#path };
+    return { stream: new FileChunks(this.#path), label: `${this.#path} (pass ${this.#passes})`, kind: 'file', path: this.#path };
   }
 
   close(): void {

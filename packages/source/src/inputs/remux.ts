@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { CorruptStreamError, InputError } from '@mkvcast/shared';
+import type { SessionBytes } from './session.js';
 import { needsAudioEncode, tsStreamTypes } from './tsProbe.js';
 
 const EBML_MAGIC = 0x1a45dfa3;
@@ -40,8 +41,9 @@ export function sniffContainer(head: Buffer): string {
  * the end and AVI need seeking, which a pipe cannot do. AAC from MPEG-TS is
  * re-encoded to AAC (see needsAudioEncode).
  */
-export async function* matroskaBytes(stream: Readable, ffmpeg: string | null, path?: string): AsyncGenerator<Buffer> {
+export async function* matroskaBytes(stream: SessionBytes, ffmpeg: string | null, path?: string): AsyncGenerator<Buffer> {
   const input = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  // Chunks may be a file's reused buffers: what is kept past the next read is a copy (Buffer.concat).
   let head = Buffer.alloc(0);
   // Matroska is known from its first 4 bytes: a live publisher's first frame must not wait for 192.
   while (head.length < SNIFF_BYTES && !(head.length >= 4 && head.readUInt32BE(0) === EBML_MAGIC)) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { VIDEO_SPLIT_MS } from '../src/ingest.js';
 import { PACE_STEP_MS, Pacer } from '../src/pacer.js';
 
 /** A pacer whose clock starts now: its first wait sets media time 0 to the current time. */
@@ -10,12 +11,13 @@ async function started(): Promise<{ pacer: Pacer; t0: number }> {
   return { pacer, t0 };
 }
 
-test('streams due within one step of the grid are released together, none before it is due', async () => {
+test('streams whose pieces fall due almost a piece apart are released together, none before it is due', async () => {
   const a = await started();
   const b = await started();
-  // A step boundary at least 2 steps away, and a time early and a time late in the step before it.
+  // A step boundary at least 2 steps away; one stream's piece due early in the step before it, the
+  // other's late: nearly a whole piece of a video stream apart (a 20 ms grid released them apart).
   const boundary = Math.ceil((performance.now() + 2 * PACE_STEP_MS) / PACE_STEP_MS) * PACE_STEP_MS;
-  const dueA = boundary - PACE_STEP_MS + 4;
+  const dueA = boundary - VIDEO_SPLIT_MS + 4;
   const dueB = boundary - 3;
   let turn = 0;
   let scheduled = false;

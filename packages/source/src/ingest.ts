@@ -265,17 +265,20 @@ export class StreamIngest {
   }
 
   /**
-   * Publishes a piece when its media time is due. `arrivedAt` (for latency
-   * figures) is when the source had the bytes: read, or released by the pacer.
+   * Publishes a piece when its media time is due. Latency figures count from
+   * when the source had it to send: a live piece from when it was read, a
+   * paced one from its release. (Not the read of its chunk, a second of media
+   * before; nor only when it had to wait: a piece due in the step another was
+   * released in goes out with it, without waiting.)
    */
   async #publish(piece: Piece, header: LiveHeader, scannedAt: number): Promise<void> {
     this.#origin ??= piece.timestamp;
     this.#last = Math.max(this.#last, piece.end);
     const ts = ((piece.timestamp - this.#origin) * header.timestampScale) / 1e6;
-    const waited = await this.#pacer.wait(ts);
+    await this.#pacer.wait(ts);
     if (this.#abort.signal.aborted) return;
     this.#checkpoint(header);
-    this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes, waited ? Date.now() : scannedAt);
+    this.#hub.publish(this.name, ts, piece.keyframe, piece.bytes, this.#pacer.paced ? Date.now() : scannedAt);
   }
 
   /**

@@ -62,6 +62,11 @@ export class Pacer {
     this.#enabled = enabled;
   }
 
+  /** It holds media until due (a file, a paced upload), rather than letting it through as it comes. */
+  get paced(): boolean {
+    return this.#enabled;
+  }
+
   /** Resolves when media time `ts` is due, or at once after cancel(); true when it had to wait for it. */
   wait(ts: number): Promise<boolean> {
     if (!this.#enabled || this.#cancelled) return Promise.resolve(false);

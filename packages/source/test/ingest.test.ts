@@ -536,3 +536,37 @@ test('after a restart of the source, the first block goes where the published me
   assert.equal(first.parsed.blocks[0]!.time, 5000);
   assert.equal(first.ts, 4000, 'ms since the stream\'s first timestamp');
 });
+
+test('a paced piece counts its latency from its release, not from the read of its chunk', async () => {
+  // One chunk of a second of video, a keyframe every 100 ms: ten pieces, released over a second,
+  // several of them in a step of the pacer's grid in which another was released.
+  const cluster = [...clusterHead(0)];
+  for (let i = 0; i < 10; i++) cluster.push(...simple(1, i * 100, 0x80, i));
+  const input = Buffer.from([...HEAD_AV, ...cluster]);
+  const staleness: number[] = [];
+  const hub = {
+    openStream: () => true,
+    publish: (_name: string, _ts: number, _keyframe: boolean, _bytes: Uint8Array, arrivedAt: number) => {
+      staleness.push(Date.now() - arrivedAt);
+    },
+    state: () => ({ header: { generation: 1, docType: 'webm', tracks: [], bytes: Buffer.alloc(0) }, nextSeq: staleness.length }),
+  } as unknown as Hub;
+  const stream = new StreamIngest('t', {
+    paced: true,
+    published: false,
+    hub,
+    log: new Logger('test', 'error'),
+    ffmpeg: null,
+    headers: new InlineHeaderBuilder(),
+    checkpoint: () => undefined,
+  });
+  let given = false;
+  const source: SessionSource = {
+    next: async () => (given ? null : ((given = true), { stream: Readable.from([input]), label: 'paced' })),
+    close: () => undefined,
+  };
+  await stream.run(source, true);
+  assert.equal(staleness.length, 10);
+  // Counted from the chunk's read, the last pieces were 900 ms old when they went out.
+  assert.ok(Math.max(...staleness) < 100, `published pieces were ${staleness.join(', ')} ms old`);
+});

@@ -3,14 +3,19 @@
 // was loaded at start, and Node's GC and CPU figures count from the process's start.
 // (JWT tokens, whose jose is loaded by the first check, are enforced in ops-hooks.test.ts.)
 // Source and edges start with glibc limited to two malloc arenas, unless the environment
-// already sets MALLOC_ARENA_MAX.
+// already sets MALLOC_ARENA_MAX. No process maps a native addon at rest; an edge loads sockopt
+// with its first player.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { getStats, request, stopQuietly } from './helpers/live.js';
+import { getStats, request, stopQuietly, waitFor, waitForStream } from './helpers/live.js';
+import { makeClip } from './helpers/media.js';
 import { startMaster, type RunningMaster } from './helpers/server.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -125,6 +130,52 @@ describe('malloc arenas of source and edges', { timeout: 60_000 }, () => {
       } finally {
         await stopQuietly(master);
       }
+    }
+  });
+});
+
+/** The native addons (*.node files) a process has mapped. */
+function addons(pid: number): string[] {
+  const files = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').map((line) => line.trim().split(/\s+/)[5] ?? '');
+  return [...new Set(files.filter((f) => f.endsWith('.node')).map((f) => path.basename(f)))];
+}
+
+/** Resolves once the first bytes of the stream's body arrive; the player stays connected until `close`. */
+function firstBytes(url: string): Promise<{ close: () => void }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, (res) => {
+      res.once('data', () => resolve({ close: () => req.destroy() }));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+  });
+}
+
+describe('native addons loaded at first use', { timeout: 90_000 }, () => {
+  it('no process maps one at rest; an edge loads sockopt for its first player', async (t) => {
+    // Loading any addon makes the dynamic linker touch 4 MiB of the node binary's symbol tables.
+    const clip = await makeClip('webm-vp8-opus', { seconds: 8 });
+    const master = await startMaster([clip, '--loop', '--name', 'x', '--edges', '2']);
+    try {
+      await waitForStream(master, 'x');
+      const { pids } = await getStats(master);
+      for (const pid of [pids.master, pids.source, ...pids.edges]) {
+        assert.deepEqual(addons(pid as number), [], `process ${pid} maps an addon at rest`);
+      }
+      try {
+        createRequire(import.meta.url).resolve('sockopt');
+      } catch {
+        t.skip('sockopt is not installed here: edges keep the system\'s send buffer size');
+        return;
+      }
+      const player = await firstBytes(master.url('/live/x'));
+      try {
+        await waitFor('an edge to load sockopt', () => pids.edges.some((pid) => addons(pid as number).includes('sockopt.node')), 10_000);
+      } finally {
+        player.close();
+      }
+    } finally {
+      await stopQuietly(master);
     }
   });
 });

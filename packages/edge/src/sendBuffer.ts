@@ -30,15 +30,26 @@ function load(): SetSockOpt | null {
  */
 export class SendBufferCap {
   readonly #bytes: number;
-  readonly #set: SetSockOpt | null;
+  readonly #log: Logger;
+  /** Loaded at the first player (undefined until then): see apply(). */
+  #set: SetSockOpt | null | undefined;
 
   constructor(bytes: number, log: Logger) {
     this.#bytes = bytes;
-    this.#set = bytes > 0 ? load() : null;
-    if (bytes > 0 && !this.#set) log.info('setsockopt is not available here: players keep the system\'s send buffer size, and lag shows later');
+    this.#log = log;
+    if (bytes <= 0) this.#set = null;
   }
 
+  /**
+   * The addon is loaded at the first player, not at start: loading any native
+   * addon makes the dynamic linker walk the node binary's symbol tables, which
+   * keeps 4 MiB of its pages resident in an edge nobody watches.
+   */
   apply(socket: Socket): void {
+    if (this.#set === undefined) {
+      this.#set = load();
+      if (!this.#set) this.#log.info('setsockopt is not available here: players keep the system\'s send buffer size, and lag shows later');
+    }
     if (!this.#set) return;
     try {
       this.#set(socket, SOL_SOCKET, SO_SNDBUF, this.#bytes);

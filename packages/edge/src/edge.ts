@@ -148,6 +148,15 @@ export class Edge {
   readonly #events: EdgeEvents;
   readonly #link: SourceLink;
   readonly #streams = new Map<string, LiveStream>();
+  /**
+   * Streams holding Segments of the source's write being read. They are
+   * flushed once the write is read whole: the source sends all its streams'
+   * Segments of a --max-delay window in one write, and the kernel hands it
+   * over in reads of 64 KiB that cut through a stream's run of Segments.
+   * Flushed after each read, a player of one of 50 streams got about a fifth
+   * more writes than a player of a single stream (4.9 against 4.0 a second).
+   */
+  readonly #unflushed = new Set<LiveStream>();
   readonly #sockets = new Set<Socket>();
   readonly #counters: PlayerCounters = { skips: 0, kicked: 0, bytesOut: 0, latency: new LatencyHistogram() };
   #received = 0;
@@ -187,6 +196,7 @@ export class Edge {
     this.#refusals = new RefusalLog(log);
     this.#link = new SourceLink(config.socketPath, config.edgeId, log, () => this.#resumePoints());
     this.#link.on('message', (message) => this.#onSourceMessage(message));
+    this.#link.on('caughtUp', () => this.#flushStreams());
     this.connected = new Promise((resolve) => this.#link.once('connected', resolve));
   }
 
@@ -700,11 +710,18 @@ export class Edge {
         const stream = this.#streams.get(message.stream);
         if (!stream) return;
         stream.push(message);
+        this.#unflushed.add(stream);
         return;
       }
       case 'end':
         return this.#endStream(message.stream, message.reason === 'error' ? message.message : undefined);
     }
+  }
+
+  #flushStreams(): void {
+    if (this.#unflushed.size === 0) return;
+    for (const stream of this.#unflushed) stream.flush();
+    this.#unflushed.clear();
   }
 
   #onHeader(header: HeaderMessage): void {

@@ -41,13 +41,11 @@ export class LiveStream {
   #nextSeq: number | null = null;
   /**
    * Segments not yet written to the players (nor in the ring, where joiners
-   * would get them twice): those of one read from the source, which gathers
-   * what its inputs give within the latency budget (--max-delay) into one
-   * write. They go to each player as one write once the read is handled.
+   * would get them twice): those of one write of the source, which gathers
+   * what its inputs give within the latency budget (--max-delay). The edge
+   * flushes them once that write is read whole, to each player as one write.
    */
   #pending: LiveEntry[] = [];
-  #flushQueued = false;
-  readonly #flushNow = (): void => this.flush();
 
   constructor(header: HeaderMessage, options: LiveStreamOptions) {
     this.name = header.stream;
@@ -119,6 +117,7 @@ export class LiveStream {
     for (const player of this.players) player.resync();
   }
 
+  /** Holds a Segment for the next flush(), which the edge calls once the source's write is read whole. */
   push(entry: LiveEntry): void {
     if (this.#nextSeq !== null && entry.seq !== this.#nextSeq) {
       this.flush();
@@ -131,15 +130,10 @@ export class LiveStream {
       else this.#dash.push(entry.bytes, now);
     }
     this.#pending.push(entry);
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    // The frames of one read from the source are handled in one go: after them, the microtasks run.
-    queueMicrotask(this.#flushNow);
   }
 
   /** Writes what is pending to every player, as one buffer each. */
   flush(): void {
-    this.#flushQueued = false;
     const entries = this.#pending;
     if (entries.length === 0) return;
     this.#pending = [];

@@ -13,6 +13,8 @@ const RETRY_MAX_MS = 2000;
 
 export interface SourceLinkEvents {
   message: [SourceMessage];
+  /** The source's writes so far are read whole (see Channel's caughtUp), or the link is lost. */
+  caughtUp: [];
   connected: [];
 }
 
@@ -67,7 +69,10 @@ export class SourceLink extends EventEmitter<SourceLinkEvents> {
       }
       this.emit('message', message);
     });
+    channel.on('caughtUp', () => this.emit('caughtUp'));
     channel.on('close', (err) => {
+      // What was read is all this link will bring.
+      this.emit('caughtUp');
       if (this.#channel !== channel || this.#closed) return;
       this.#log.debug(`link to source lost${err ? `: ${err.message}` : ''}; retrying in ${this.#retryMs} ms`);
       this.#timer = setTimeout(() => this.connect(), this.#retryMs);

@@ -1,7 +1,7 @@
-// An edge's stream writes what one read from the source brought (the source gathers its inputs'
-// Segments within --max-delay into one write) to each player as one write, once the read is handled.
-// Its DASH store is built at the first DASH request, from the ring, and gives what a store fed
-// from the start gives.
+// An edge's stream writes what it was given since its last flush (the edge flushes once a write of
+// the source, which gathers its inputs' Segments within --max-delay, is read whole) to each player
+// as one write. Its DASH store is built at the first DASH request, from the ring, and gives what a
+// store fed from the start gives.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Batch } from '../src/batch.js';
@@ -32,22 +32,24 @@ const entry = (seq: number, keyframe: boolean): LiveEntry => ({
   bytes: cluster(seq * 40, simpleBlock(1, 0, keyframe, `frame ${seq}`)),
 });
 
-test("the Segments of one read from the source go to each player as one write, after the read", async () => {
+test('the Segments pushed between two flushes go to each player as one write, at the flush', () => {
   const stream = new LiveStream(header([VIDEO]), { maxAgeMs: 60_000, maxBytes: 1 << 20 });
   const players = [new FakePlayer(), new FakePlayer()];
   for (const p of players) stream.join(p as unknown as Player, 'next', 0);
   const read = [entry(0, true), entry(1, false), entry(2, false)];
   for (const e of read) stream.push(e);
-  for (const p of players) assert.equal(p.writes.length, 0, 'nothing is written while the read is being handled');
-  await Promise.resolve();
+  for (const p of players) assert.equal(p.writes.length, 0, 'nothing is written before the flush');
+  stream.flush();
   const all = Buffer.concat(read.map((e) => e.bytes));
   for (const p of players) assert.deepEqual(p.writes, [all], 'one write of the three Segments, in order');
   stream.push(entry(3, false));
-  await Promise.resolve();
-  for (const p of players) assert.deepEqual(p.writes.at(-1), entry(3, false).bytes, 'the next read goes out on its own');
+  stream.flush();
+  for (const p of players) assert.deepEqual(p.writes.at(-1), entry(3, false).bytes, 'the next flush writes only what came since');
+  stream.flush();
+  for (const p of players) assert.equal(p.writes.length, 2, 'a flush with nothing pending writes nothing');
 });
 
-test('a flush reads the clock again every CLOCK_EVERY players: the later players of a big edge get the later time', async (t) => {
+test('a flush reads the clock again every CLOCK_EVERY players: the later players of a big edge get the later time', (t) => {
   t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
   const stream = new LiveStream(header([VIDEO]), { maxAgeMs: 60_000, maxBytes: 1 << 20 });
   const players = Array.from({ length: 3 * CLOCK_EVERY + 1 }, () => new FakePlayer());
@@ -61,7 +63,7 @@ test('a flush reads the clock again every CLOCK_EVERY players: the later players
     };
   }
   stream.push(entry(0, true));
-  await Promise.resolve();
+  stream.flush();
   const nows = players.map((p) => p.nows[0]! - 1_000_000);
   const readings = [0, CLOCK_EVERY, 2 * CLOCK_EVERY, 3 * CLOCK_EVERY];
   assert.deepEqual(nows, players.map((_, i) => readings[Math.floor(i / CLOCK_EVERY)]));

@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { unpack } from 'msgpackr';
 import { Channel, encodeFrame, encodeSegmentFrame } from '../src/protocol/channel.js';
 
-type Msg = { type: string; n?: number; bytes?: Uint8Array };
+type Msg = { type: string; n?: number; seq?: number; bytes?: Uint8Array };
 
 const dir = mkdtempSync(join(tmpdir(), 'mkvcast-channel-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -122,4 +122,60 @@ test('send() reaches the peer and closed channels refuse to send', async () => {
   assert.equal(left.closed, true);
   assert.equal(left.send({ type: 'late' }), false);
   right.close();
+});
+
+test("caughtUp: after a read whose last frame is whole, never while a frame is still arriving", async () => {
+  const [raw, other] = await pair();
+  const receiver = new Channel<Msg, Msg>(other);
+  const events: string[] = [];
+  receiver.on('message', (m) => events.push(`message ${m.n}`));
+  receiver.on('caughtUp', () => events.push('caughtUp'));
+  const first = encodeFrame({ type: 'x', n: 1 });
+  const second = encodeFrame({ type: 'x', n: 2, bytes: Buffer.alloc(200, 2) });
+  const one = new Promise((r) => receiver.once('message', r));
+  raw.write(Buffer.concat([first, second.subarray(0, 50)]));
+  await one;
+  // The read that brought the first frame is handled to its end in this turn of the loop.
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(events, ['message 1'], 'the second frame is on its way: not caught up');
+  const caughtUp = new Promise<void>((r) => receiver.once('caughtUp', r));
+  raw.write(second.subarray(50));
+  await caughtUp;
+  assert.deepEqual(events, ['message 1', 'message 2', 'caughtUp']);
+  raw.destroy();
+  receiver.close();
+});
+
+test('caughtUp over a write of several MB: at each one, every byte read is in a whole frame', async () => {
+  const [client, server] = await pair();
+  const sender = new Channel<Msg, Msg>(client);
+  const receiver = new Channel<Msg, Msg>(server);
+  // Frames longer than a read (64 KiB): reads end inside frames.
+  const frames = Array.from({ length: 60 }, (_, n) =>
+    encodeSegmentFrame({ type: 'segment', stream: 's', sentAt: 0, seq: n, ts: n, keyframe: false }, Buffer.alloc(100_003, n)),
+  );
+  const total = frames.reduce((sum, [head, body]) => sum + head.length + body.length, 0);
+  let whole = 0;
+  let messages = 0;
+  let caughtUps = 0;
+  const sizes = new Map(frames.map(([head, body], n) => [n, head.length + body.length]));
+  receiver.on('message', (m) => {
+    whole += sizes.get(m.seq!)!;
+    messages++;
+  });
+  const early: string[] = [];
+  const done = new Promise<void>((resolve) =>
+    receiver.on('caughtUp', () => {
+      caughtUps++;
+      if (whole !== server.bytesRead) early.push(`${server.bytesRead} bytes read, ${whole} in whole frames`);
+      if (whole === total) resolve();
+    }),
+  );
+  sender.sendParts(frames.flat());
+  await done;
+  assert.deepEqual(early, [], 'caught up with a frame still arriving');
+  assert.equal(messages, frames.length);
+  assert.ok(caughtUps < messages, `${caughtUps} caughtUp for ${messages} frames of one write`);
+  sender.close();
+  receiver.close();
 });

@@ -86,6 +86,12 @@ export interface ChannelOptions {
 
 export interface ChannelEvents<In> {
   message: [In];
+  /**
+   * After a read whose last frame is whole: the peer's writes so far have
+   * all been read, as far as the reader can tell. A read that ends inside a
+   * frame means more of that write is on its way.
+   */
+  caughtUp: [];
   close: [Error | undefined];
   drain: [];
 }
@@ -177,6 +183,7 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     } catch (err) {
       this.close(err as Error);
     }
+    if (this.#pendingBytes === 0 && !this.#closed) this.emit('caughtUp');
   }
 
   #readFrames(buf: Buffer): void {

@@ -229,7 +229,7 @@ export class Edge {
       skips: this.#counters.skips,
       kicked: this.#counters.kicked,
       rejected: this.#rejected,
-      latency: { counts: this.#counters.latency.counts, max: this.#counters.latency.max },
+      latency: { counts: this.#counters.latency.counts, max: this.#counters.latency.max, samples: this.#counters.latency.samples },
     };
   }
 

@@ -22,7 +22,7 @@ const edge = (players: number, bytesOut: number): EdgeStats => ({
   skips: 0,
   kicked: 0,
   rejected: 0,
-  latency: { counts: [], max: 0 },
+  latency: { counts: [], max: 0, samples: 0 },
 });
 
 test('stream stats sum the edges and turn byte totals into bit rates per sample', () => {

@@ -16,10 +16,22 @@ export class LatencyHistogram {
   #max = 0;
   /** Every sample added, ms: Prometheus histograms carry a sum. */
   #sum = 0;
+  /**
+   * How many samples the counts hold, kept as they come: the master merges
+   * and summarizes the edges' histograms every second, and an idle server
+   * must not walk 1 002 empty buckets to learn that nothing happened (a loop
+   * run that often gets V8's optimizing compiler woken in an idle master).
+   */
+  #samples: number;
 
   constructor(counts?: number[], max = 0) {
     this.counts = counts ?? new Array<number>(MAX_MS + 2).fill(0);
     this.#max = max;
+    this.#samples = counts ? counts.reduce((a, b) => a + b, 0) : 0;
+  }
+
+  get samples(): number {
+    return this.#samples;
   }
 
   get max(): number {
@@ -34,18 +46,21 @@ export class LatencyHistogram {
   record(ms: number): void {
     const bucket = ms <= 0 ? 0 : ms > MAX_MS ? MAX_MS + 1 : Math.ceil(ms);
     this.counts[bucket]!++;
+    this.#samples++;
     this.#sum += Math.max(0, ms);
     if (ms > this.#max) this.#max = ms;
   }
 
-  add(other: { counts: number[]; max: number }): void {
+  add(other: { counts: number[]; max: number; samples: number }): void {
+    if (other.samples === 0) return;
     for (let i = 0; i < this.counts.length; i++) this.counts[i]! += other.counts[i] ?? 0;
+    this.#samples += other.samples;
     if (other.max > this.#max) this.#max = other.max;
   }
 
   /** Percentiles are bucket upper bounds: "p99 ≤ this many ms". */
   summary(): LatencySummary {
-    const samples = this.counts.reduce((a, b) => a + b, 0);
+    const samples = this.#samples;
     const at = (q: number): number => {
       const target = Math.ceil(samples * q);
       let seen = 0;

@@ -235,7 +235,7 @@ export function histogramFrom(registry: ProcessRegistry, name: string, help: str
         for (; upTo <= bound; upTo++) seen += latency.counts[upTo] ?? 0;
         values.push({ metricName: `${name}_bucket`, labels: { le: bound / 1000 }, value: seen });
       }
-      const count = latency.counts.reduce((a, b) => a + b, 0);
+      const count = latency.samples;
       values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: count });
       values.push({ metricName: `${name}_sum`, labels: {}, value: latency.sumMs / 1000 });
       values.push({ metricName: `${name}_count`, labels: {}, value: count });

@@ -10,13 +10,23 @@ test('percentiles are bucket upper bounds, max is exact, histograms merge', () =
   assert.deepEqual(a.summary(), { samples: 100, p50: 1, p99: 8, max: 2500 });
   const b = new LatencyHistogram();
   for (let i = 0; i < 100; i++) b.record(30);
-  b.add({ counts: a.counts, max: a.max });
+  b.add({ counts: a.counts, max: a.max, samples: a.samples });
   const merged = b.summary();
   assert.equal(merged.samples, 200);
   // 98 × 1 ms, 1 × 8 ms, 100 × 30 ms, 1 overflow: the 100th and the 198th samples are in the 30 ms bucket.
   assert.equal(merged.p50, 30);
   assert.equal(merged.p99, 30);
   assert.equal(merged.max, 2500);
+});
+
+test('a histogram rebuilt from counts knows its samples; merging an empty one changes nothing', () => {
+  const a = new LatencyHistogram();
+  for (let i = 0; i < 10; i++) a.record(i * 3);
+  const copy = new LatencyHistogram([...a.counts], a.max);
+  assert.deepEqual(copy.summary(), a.summary());
+  const before = copy.summary();
+  copy.add({ counts: new LatencyHistogram().counts, max: 0, samples: 0 });
+  assert.deepEqual(copy.summary(), before);
 });
 
 test('an empty histogram reports zeros', () => {

@@ -103,7 +103,7 @@ export interface EdgeStats {
   kicked: number;
   rejected: number;
   /** Source-to-player-socket latency histogram (LatencyHistogram counts). */
-  latency: { counts: number[]; max: number };
+  latency: { counts: number[]; max: number; samples: number };
 }
 
 /** Edge → master: every player of a stream that ended has been closed. */

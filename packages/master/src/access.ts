@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { UsageError, describeError, isRs256PublicKey, type HooksConfig, type JwtConfig } from '@mkvcast/shared';
+import { UsageError, describeError, isRs256PublicKey, type HooksConfig, type JwtConfig } from '@mkvcast/shared/control-plane';
 
 /** The hook and token options as yargs parses them. */
 export interface AccessArgs {

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Socket as NetSocket, type Socket } from 'node:net';
-import { CHILD_CONFIG_ENV, type FailedMessage, type ListeningMessage, type Logger, type ReadyMessage } from '@mkvcast/shared';
+import { CHILD_CONFIG_ENV, type FailedMessage, type ListeningMessage, type Logger, type ReadyMessage } from '@mkvcast/shared/control-plane';
 
 /** A child that has not said 'ready' within this time failed to start. */
 const READY_TIMEOUT_MS = 15_000;

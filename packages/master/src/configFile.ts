@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename } from 'node:path';
 import type { Node, Pair } from 'yaml';
-import { MkvcastError, describeError, isStreamName } from '@mkvcast/shared';
+import { MkvcastError, describeError, isStreamName } from '@mkvcast/shared/control-plane';
 
 const require = createRequire(import.meta.url);
 

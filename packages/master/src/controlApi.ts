@@ -19,7 +19,7 @@ import {
   type SourceQuery,
   type SourceResults,
   type StreamInfo,
-} from '@mkvcast/shared';
+} from '@mkvcast/shared/control-plane';
 import type { ReloadResult } from './reload.js';
 
 /** What the Control API needs of a child process. */

@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { LISTEN_BACKLOG, MkvcastError, createServerHandle, type TcpHandle } from '@mkvcast/shared';
+import { LISTEN_BACKLOG, MkvcastError, createServerHandle, type TcpHandle } from '@mkvcast/shared/control-plane';
 
 /**
  * A bound TCP socket that the master owns and never accepts on: each edge

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { HttpError, LatencyHistogram, MkvcastError, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared';
+import { HttpError, LatencyHistogram, MkvcastError, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared/control-plane';
 import type {
   CheckpointMessage,
   ErrorCode,
@@ -26,7 +26,7 @@ import type {
   SourceStats,
   SourceToMaster,
   StreamCheckpoint,
-} from '@mkvcast/shared';
+} from '@mkvcast/shared/control-plane';
 import { Child } from './child.js';
 import { ControlApi } from './controlApi.js';
 import { diffOptions, type ReloadResult } from './reload.js';

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { ErrorCode, InputConfig } from '@mkvcast/shared';
+import type { ErrorCode, InputConfig } from '@mkvcast/shared/control-plane';
 import type { MasterOptions } from './master.js';
 
 /** What a reload did, or why it did nothing. */

@@ -1,4 +1,4 @@
-import type { ServerStats } from '@mkvcast/shared';
+import type { ServerStats } from '@mkvcast/shared/control-plane';
 
 const REFRESH_MS = 1000;
 

@@ -1,4 +1,4 @@
-import type { EdgeStats, SourceStreamStats, StreamStats } from '@mkvcast/shared';
+import type { EdgeStats, SourceStreamStats, StreamStats } from '@mkvcast/shared/control-plane';
 
 interface Sample {
   /** When the master first saw the stream live, ms. */

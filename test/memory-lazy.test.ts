@@ -2,6 +2,7 @@
 // prom-client is loaded at the first scrape, yet /metrics lists every series it listed when it
 // was loaded at start, and Node's GC and CPU figures count from the process's start.
 // (JWT tokens, whose jose is loaded by the first check, are enforced in ops-hooks.test.ts.)
+// No process runs V8's optimizing compiler while it starts, and each runs it once started.
 // Source and edges start with glibc limited to two malloc arenas, unless the environment
 // already sets MALLOC_ARENA_MAX. No process maps a native addon at rest; an edge loads sockopt
 // with its first player.
@@ -171,6 +172,30 @@ describe('native addons loaded at first use', { timeout: 90_000 }, () => {
       const player = await firstBytes(master.url('/live/x'));
       try {
         await waitFor('an edge to load sockopt', () => pids.edges.some((pid) => addons(pid as number).includes('sockopt.node')), 10_000);
+      } finally {
+        player.close();
+      }
+    } finally {
+      await stopQuietly(master);
+    }
+  });
+});
+
+describe("V8's optimizing compiler", { timeout: 90_000 }, () => {
+  it('optimizes nothing while the four processes start, and hot code once they have', async () => {
+    const clip = await makeClip('webm-vp8-opus', { seconds: 8 });
+    // --trace-opt is inherited by the children, and every process traces to the same stdout.
+    const master = await startMaster([clip, '--loop', '--name', 'x', '--edges', '2'], { nodeArgs: ['--trace-opt'], captureStdout: true });
+    try {
+      // The listening line comes once source and edges are ready; a stats round trip through the
+      // master lets the traces written before it arrive.
+      await getStats(master);
+      const atStart = master.stdout();
+      assert.doesNotMatch(atStart, /completed optimizing/, `optimized while starting:\n${atStart.slice(0, 2000)}`);
+      await waitForStream(master, 'x');
+      const player = await firstBytes(master.url('/live/x'));
+      try {
+        await waitFor('hot code to be optimized', () => /completed optimizing/.test(master.stdout()), 30_000);
       } finally {
         player.close();
       }

@@ -9,6 +9,8 @@ export interface RunningMaster {
   port: number;
   /** Everything the server printed on stderr so far. */
   stderr: () => string;
+  /** Everything its processes printed on stdout so far (with `captureStdout`; V8's traces go there). */
+  stdout: () => string;
   url: (path: string) => string;
   /** Resolves with the exit code (or signal) once the master exits. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -23,14 +25,20 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** The port to listen on (default 0: any free one), e.g. a master restarted where its pullers look for it. */
   port?: number;
+  /** Options for node itself, before the master's script (children inherit them), e.g. V8 traces. */
+  nodeArgs?: string[];
+  captureStdout?: boolean;
 }
 
 /** Starts `master <args> --port 0 --host 127.0.0.1` (or `options.port`) and waits for its listening line. */
 export async function startMaster(args: string[], options: StartOptions = {}): Promise<RunningMaster> {
-  const proc = spawn(process.execPath, [MASTER_BIN, ...args, '--port', String(options.port ?? 0), '--host', '127.0.0.1'], {
-    stdio: [options.stdin ?? 'ignore', 'ignore', 'pipe'],
+  const nodeArgs = options.nodeArgs ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, MASTER_BIN, ...args, '--port', String(options.port ?? 0), '--host', '127.0.0.1'], {
+    stdio: [options.stdin ?? 'ignore', options.captureStdout ? 'pipe' : 'ignore', 'pipe'],
     ...(options.env ? { env: options.env } : {}),
   });
+  let stdout = '';
+  proc.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   let stderr = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.once('exit', (code, signal) => resolve({ code, signal }));
@@ -54,6 +62,7 @@ export async function startMaster(args: string[], options: StartOptions = {}): P
     proc,
     port,
     stderr: () => stderr,
+    stdout: () => stdout,
     url: (path) => `http://127.0.0.1:${port}${path}`,
     exited,
     stop: async () => {

@@ -17,6 +17,7 @@ import {
   type EdgeToMaster,
   type MasterToEdge,
   bufferOf,
+  optimizeFromNowOn,
 } from '@mkvcast/shared';
 import { Edge } from './edge.js';
 import { edgeRegistry } from './metrics.js';
@@ -142,7 +143,10 @@ function main(): void {
   });
   setInterval(() => send(edge.stats()), STATS_INTERVAL_MS).unref();
   // Ready once the source link is up, so the first players find the streams.
-  void edge.connected.then(() => send({ type: 'ready' }));
+  void edge.connected.then(() => {
+    send({ type: 'ready' });
+    optimizeFromNowOn();
+  });
   edge.start();
 }
 

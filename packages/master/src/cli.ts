@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { networkInterfaces } from 'node:os';
 import { basename, delimiter, dirname, extname, join, resolve } from 'node:path';
 import type { Options } from 'yargs';
-import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, isStreamName, stderrSink, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared/control-plane';
+import { LOG_FORMATS, LOG_LEVELS, Logger, UsageError, defaultLogFormat, describeError, isStreamName, optimizeFromNowOn, stderrSink, type InputConfig, type LogFormat, type LogLevel } from '@mkvcast/shared/control-plane';
 import { ConfigError, numberProblem, readConfigFile, type ConfigFile, type NumberRule, type StreamSection } from './configFile.js';
 import { DEFAULT_EDGES, Master, type MasterOptions } from './master.js';
 import { hooksConfig, jwtConfig, type AccessArgs } from './access.js';
@@ -402,6 +402,7 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       streams,
     });
     status?.start();
+    optimizeFromNowOn();
   } catch (err) {
     log.error(`cannot start: ${describeError(err)}`);
     await master.close(1);

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { HttpError, LatencyHistogram, MkvcastError, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared/control-plane';
+import { HttpError, LatencyHistogram, MkvcastError, STARTUP_V8_FLAG, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared/control-plane';
 import type {
   CheckpointMessage,
   ErrorCode,
@@ -377,7 +377,7 @@ export class Master {
       // Short-lived objects per block and piece; with many inputs V8 grew the young generation to
       // its 16 MB default (32 MB resident for both halves). With 2 MB, as the edges have, the
       // source with 50 looped files is 150 MB resident, not 180–195, at no CPU cost seen.
-      execArgv: [YOUNG_GENERATION_FLAG],
+      execArgv: [YOUNG_GENERATION_FLAG, STARTUP_V8_FLAG],
       log: this.#log,
     });
     child.on('message', (message) => {
@@ -437,7 +437,7 @@ export class Master {
         stdin: false,
         // An edge allocates little per Segment; V8's default 16 MB young generation mostly holds
         // garbage from a crowd's requests. 2 MB halves an edge's memory per player (12 → 6 KB).
-        execArgv: [YOUNG_GENERATION_FLAG],
+        execArgv: [YOUNG_GENERATION_FLAG, STARTUP_V8_FLAG],
         log: this.#log,
       }),
       handed: 0,

@@ -15,6 +15,7 @@ import {
   type SourceToMaster,
   type MasterToSource,
   bufferOf,
+  optimizeFromNowOn,
 } from '@mkvcast/shared';
 import type { Socket } from 'node:net';
 import { Hub } from './hub.js';
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
   });
   setInterval(() => send(hub.stats()), STATS_INTERVAL_MS).unref();
   send({ type: 'ready' });
+  optimizeFromNowOn();
 }
 
 main().catch((err) => exitAtStart('source', err));

@@ -72,8 +72,13 @@ export class BlockForwarder {
     this.#builder.add(bytes, place, out);
   }
 
-  /** Closes the piece in progress: at the end of every input chunk, so nothing waits for more input. */
+  /** Closes the piece in progress: at the end of a live input's every chunk, so nothing waits for more input. */
   flush(out: Piece[]): void {
     this.#builder.flush(out);
+  }
+
+  /** Keeps the piece in progress open into the next input chunk (a paced input's: see StreamIngest). */
+  hold(): void {
+    this.#builder.hold();
   }
 }

@@ -174,21 +174,26 @@ export class StreamIngest {
     const signal = this.#abort.signal;
     try {
       for await (const chunk of matroskaBytes(stream, this.#options.ffmpeg, path)) {
-        await this.#ingest(scanner.push(chunk), Date.now());
+        await this.#ingest(scanner.push(chunk), Date.now(), false);
         if (signal.aborted) return;
       }
-      await this.#ingest(scanner.end(), Date.now());
+      await this.#ingest(scanner.end(), Date.now(), true);
     } finally {
       if (stream !== process.stdin) stream.destroy();
     }
   }
 
   /**
-   * The events of one input chunk. The blocks it completed go out as pieces
-   * before the next chunk is read: nothing waits for a muxer's Cluster to
-   * close, and what arrived together travels together.
+   * The events of one input chunk (`last`: the pass's end). The blocks it
+   * completed go out as pieces before the next chunk is read: nothing waits
+   * for a muxer's Cluster to close, and what arrived together travels
+   * together. A paced input's pieces wait for their media time anyway, so
+   * the piece open at the end of a chunk goes on into the next: its pieces
+   * are cut as if the input came in one chunk, not once more at every 64 KiB
+   * read (the bench's clip: 4.65 pieces a second, now 4.05), and each piece
+   * costs the source and every edge the same whatever its size.
    */
-  async #ingest(events: ScanEvent[], arrivedAt: number): Promise<void> {
+  async #ingest(events: ScanEvent[], arrivedAt: number, last: boolean): Promise<void> {
     for (const event of events) {
       if (event.kind === 'cluster-start' && this.#phase === 'header') {
         // Pieces of the stream before this header go out before it does.
@@ -198,7 +203,8 @@ export class StreamIngest {
       }
       this.#onEvent(event);
     }
-    this.#forwarder.flush(this.#pending);
+    if (this.#pacer.paced && !last) this.#forwarder.hold();
+    else this.#forwarder.flush(this.#pending);
     await this.#publishPending(arrivedAt);
   }
 

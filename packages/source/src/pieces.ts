@@ -96,7 +96,23 @@ export class PieceBuilder {
     this.#length += block.length;
   }
 
-  /** Closes the piece in progress, if it has a block: called at the end of every input chunk, so nothing waits for more input. */
+  /**
+   * Keeps the piece in progress open past the end of an input chunk: its
+   * blocks are views of the chunk's buffer, which the next read reuses, so
+   * they are copied into one buffer of its own (a few KB; at most one piece).
+   */
+  hold(): void {
+    if (this.#blocks.length === 0) return;
+    const own = Buffer.allocUnsafe(this.#length);
+    let pos = 0;
+    for (const block of this.#blocks) {
+      own.set(block, pos);
+      pos += block.length;
+    }
+    this.#blocks = [own];
+  }
+
+  /** Closes the piece in progress, if it has a block: at the end of a live input's every chunk, so nothing waits for more input. */
   flush(out: Piece[]): void {
     if (this.#blocks.length === 0) return;
     const timestamp = encodeUintElement(MKV_ID.Timestamp, this.#clusterTimestamp);

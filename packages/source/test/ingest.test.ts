@@ -235,12 +235,13 @@ interface Run {
   headers: LiveHeader[];
 }
 
-/** Ingests `chunks` as one unpaced session (or each of `sessions` in turn) and returns what it published. */
+/** Ingests `chunks` as one session (or each of `sessions` in turn), unpaced unless asked, and returns what it published. */
 async function ingest(
   chunks: Buffer[],
   resume?: StreamCheckpoint,
   sessions: Buffer[][] = [chunks],
   headerBuilder: HeaderBuilder = new InlineHeaderBuilder(),
+  paced = false,
 ): Promise<Run> {
   const published: Published[] = [];
   const headers: LiveHeader[] = [];
@@ -260,7 +261,7 @@ async function ingest(
     state: () => ({ header, nextSeq: published.length }),
   } as unknown as Hub;
   const stream = new StreamIngest('t', {
-    paced: false,
+    paced,
     published: false,
     hub,
     log: new Logger('test', 'error'),
@@ -344,6 +345,24 @@ test('what arrives together travels together: one chunk gives pieces cut only at
     [160, false, 2], // Cluster B up to its keyframe
     [200, true, 2], //  from there
   ]);
+});
+
+test('a paced input is cut as if it came in one chunk, however it was read', async () => {
+  const whole = await ingest([STREAM_AV], undefined, undefined, undefined, true);
+  const hex = (run: Run): string[] => run.published.map((p) => p.bytes.toString('hex'));
+  let seed = 11;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const chunkings = [BLOCK_ENDS, [1, 2, 3]];
+  for (let round = 0; round < 4; round++) {
+    const points: number[] = [];
+    for (let p = 0; p < STREAM_AV.length; p += 1 + Math.floor(next() * 24)) points.push(p);
+    chunkings.push(points);
+  }
+  for (const at of chunkings) {
+    const run = await ingest(cut(STREAM_AV, at), undefined, undefined, undefined, true);
+    assertPieces(run, STREAM_AV, HEAD_AV.length, 1);
+    assert.deepEqual(hex(run), hex(whole), `cut at ${at.join(', ')}`);
+  }
 });
 
 test('audio written just before a keyframe rides with it: the piece\'s first video block is the keyframe', async () => {

@@ -3,6 +3,7 @@
 // was loaded at start, and Node's GC and CPU figures count from the process's start.
 // (JWT tokens, whose jose is loaded by the first check, are enforced in ops-hooks.test.ts.)
 // No process runs V8's optimizing compiler while it starts, and each runs it once started.
+// An idle server passes no stats around (they go out only when they change), yet /stats' uptime moves on.
 // Source and edges start with glibc limited to two malloc arenas, unless the environment
 // already sets MALLOC_ARENA_MAX. No process maps a native addon at rest; an edge loads sockopt
 // with its first player.
@@ -182,16 +183,25 @@ describe('native addons loaded at first use', { timeout: 90_000 }, () => {
 });
 
 describe("V8's optimizing compiler", { timeout: 90_000 }, () => {
-  it('optimizes nothing while the four processes start, and hot code once they have', async () => {
-    const clip = await makeClip('webm-vp8-opus', { seconds: 8 });
+  it('optimizes nothing while the four processes start', async () => {
+    // No input: a source given one starts it once ready, and may optimize from then on.
     // --trace-opt is inherited by the children, and every process traces to the same stdout.
-    const master = await startMaster([clip, '--loop', '--name', 'x', '--edges', '2'], { nodeArgs: ['--trace-opt'], captureStdout: true });
+    const master = await startMaster(['--edges', '2'], { nodeArgs: ['--trace-opt'], captureStdout: true });
     try {
-      // The listening line comes once source and edges are ready; a stats round trip through the
-      // master lets the traces written before it arrive.
+      // The listening line comes once source and edges are ready; a stats round trip through an
+      // edge lets the traces written before it arrive.
       await getStats(master);
       const atStart = master.stdout();
       assert.doesNotMatch(atStart, /completed optimizing/, `optimized while starting:\n${atStart.slice(0, 2000)}`);
+    } finally {
+      await stopQuietly(master);
+    }
+  });
+
+  it('optimizes hot code once they have started', async () => {
+    const clip = await makeClip('webm-vp8-opus', { seconds: 8 });
+    const master = await startMaster([clip, '--loop', '--name', 'x', '--edges', '2'], { nodeArgs: ['--trace-opt'], captureStdout: true });
+    try {
       await waitForStream(master, 'x');
       const player = await firstBytes(master.url('/live/x'));
       try {
@@ -199,6 +209,30 @@ describe("V8's optimizing compiler", { timeout: 90_000 }, () => {
       } finally {
         player.close();
       }
+    } finally {
+      await stopQuietly(master);
+    }
+  });
+});
+
+/** Write system calls a process has made so far (/proc/PID/io). */
+function writeCalls(pid: number): number {
+  return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+}
+
+describe('stats of an idle server', { timeout: 60_000 }, () => {
+  it('the source sends none while nothing changes; /stats still counts the uptime', async () => {
+    const master = await startMaster(['--edges', '2']);
+    try {
+      const { pids } = await getStats(master);
+      const source = pids.source as number;
+      // It sends its first stats with its ready message, before the master's listening line.
+      const before = writeCalls(source);
+      const uptime = async (): Promise<number> => ((await getStats(master)) as unknown as { uptimeS: number }).uptimeS;
+      const first = await uptime();
+      // Each tick of the uptime is a second in which the source would have sent its stats.
+      await waitFor('/stats to count 3 more seconds of uptime', async () => (await uptime()) >= first + 3, 15_000);
+      assert.equal(writeCalls(source), before, 'the idle source wrote (sent its unchanged stats)');
     } finally {
       await stopQuietly(master);
     }

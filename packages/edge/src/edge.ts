@@ -168,6 +168,7 @@ export class Edge {
   #rejected = 0;
   #players = 0;
   #serverStats: ServerStats | null = null;
+  #serverStatsAt = 0;
   readonly #waiting = new Map<string, Set<Waiting>>();
   /** Streams the master waits on: it hears stream-done once each has no players left. */
   readonly #draining = new Set<string>();
@@ -209,8 +210,10 @@ export class Edge {
     this.#level = { least, margin };
   }
 
+  /** The whole server's stats, sent by the master when they change; its uptime moves on here meanwhile. */
   set serverStats(stats: ServerStats) {
     this.#serverStats = stats;
+    this.#serverStatsAt = Date.now();
   }
 
   stats(): EdgeStats {
@@ -670,7 +673,9 @@ export class Edge {
   }
 
   #statsBody(): object {
-    return this.#serverStats ?? { edge: this.stats() };
+    const stats = this.#serverStats;
+    if (!stats) return { edge: this.stats() };
+    return { ...stats, uptimeS: stats.uptimeS + Math.round((Date.now() - this.#serverStatsAt) / 1000) };
   }
 
   /** Answers a refused request (`head`: none when the request could not be read); refusals are logged rate-limited. */

@@ -18,6 +18,7 @@ import {
   type MasterToEdge,
   bufferOf,
   optimizeFromNowOn,
+  whenChanged,
 } from '@mkvcast/shared';
 import { Edge } from './edge.js';
 import { edgeRegistry } from './metrics.js';
@@ -141,7 +142,8 @@ function main(): void {
         process.exit(0);
     }
   });
-  setInterval(() => send(edge.stats()), STATS_INTERVAL_MS).unref();
+  const sendStats = whenChanged(send);
+  setInterval(() => sendStats(edge.stats()), STATS_INTERVAL_MS).unref();
   // Ready once the source link is up, so the first players find the streams.
   void edge.connected.then(() => {
     send({ type: 'ready' });

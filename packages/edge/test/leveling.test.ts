@@ -4,30 +4,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import net, { type Socket } from 'node:net';
-import { Logger, type EdgeConfig } from '@mkvcast/shared';
+import { Logger } from '@mkvcast/shared';
+import { edgeConfig } from './config.js';
 import { Edge } from '../src/edge.js';
 
 /** MAX_LEVELING in src/edge.ts. */
 const MAX_LEVELING = 16;
 const STEP_LIMIT = 2000;
 
-const config: EdgeConfig = {
-  edgeId: 1,
-  socketPath: '/nonexistent/never-connected.sock',
-  clientsPerEdge: 1000,
-  burstMs: 0,
-  startMode: 'newest',
-  maxLagMs: 2000,
-  bufferMs: 10_000,
-  bufferBytes: 1 << 20,
-  playerBacklogBytes: 1 << 20,
-  slowTimeoutMs: 10_000,
-  edges: 2,
-  // Configured but not started: a player waits in its slot, which is all this test needs.
-  streams: ['x'],
-  defaultStream: null,
-  logLevel: 'error',
-};
+// Configured but not started: a player waits in its slot, which is all this test needs.
+const config = edgeConfig({ clientsPerEdge: 1000, edges: 2, streams: ['x'] });
 
 const handedBack: Socket[] = [];
 const edge = new Edge(config, new Logger('edge 1', 'error'), {

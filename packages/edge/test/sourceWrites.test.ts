@@ -8,30 +8,16 @@ import net, { type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Channel, Logger, PROTOCOL_VERSION, encodeFrame, type EdgeConfig, type EdgeMessage, type SourceMessage } from '@mkvcast/shared';
+import { Channel, Logger, PROTOCOL_VERSION, encodeFrame, type EdgeMessage, type SourceMessage } from '@mkvcast/shared';
 import { Edge } from '../src/edge.js';
 import { VIDEO, cluster, header, simpleBlock } from './clusters.js';
+import { edgeConfig } from './config.js';
 
 const STEP_LIMIT = 2000;
 const dir = mkdtempSync(join(tmpdir(), 'mkvcast-source-writes-'));
 const socketPath = join(dir, 'source.sock');
 
-const config: EdgeConfig = {
-  edgeId: 1,
-  socketPath,
-  clientsPerEdge: 100,
-  burstMs: 0,
-  startMode: 'newest',
-  maxLagMs: 2000,
-  bufferMs: 10_000,
-  bufferBytes: 1 << 20,
-  playerBacklogBytes: 1 << 20,
-  slowTimeoutMs: 10_000,
-  edges: 1,
-  streams: [],
-  defaultStream: null,
-  logLevel: 'error',
-};
+const config = edgeConfig({ socketPath });
 
 let source: Socket | undefined;
 const sourceServer = net.createServer((socket) => {

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { HttpError, LatencyHistogram, MkvcastError, STARTUP_V8_FLAG, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, type TcpHandle } from '@mkvcast/shared/control-plane';
+import { HttpError, LatencyHistogram, MkvcastError, STARTUP_V8_FLAG, bufferOf, checkNodeInternals, describeError, errorResponse, stopReading, whenChanged, type TcpHandle } from '@mkvcast/shared/control-plane';
 import type {
   CheckpointMessage,
   ErrorCode,
@@ -602,9 +602,16 @@ export class Master {
 
   #broadcastStats(): void {
     this.#streamStats.sample(Date.now(), this.#sourceStats?.streams ?? [], this.#edges.map((e) => e.stats));
-    const stats = this.stats();
-    for (const slot of this.#edges) slot.child.send({ type: 'cluster-stats', stats });
+    this.#sendClusterStats(this.stats());
   }
+
+  /** To every edge, when more than the server's uptime changed (an edge adds the time since to what it has). */
+  readonly #sendClusterStats = whenChanged(
+    (stats: ServerStats) => {
+      for (const slot of this.#edges) slot.child.send({ type: 'cluster-stats', stats });
+    },
+    (stats) => JSON.stringify({ ...stats, uptimeS: 0 }),
+  );
 
   stats(): ServerStats {
     const total: ServerStats = {

@@ -16,6 +16,7 @@ import {
   type MasterToSource,
   bufferOf,
   optimizeFromNowOn,
+  whenChanged,
 } from '@mkvcast/shared';
 import type { Socket } from 'node:net';
 import { Hub } from './hub.js';
@@ -83,8 +84,10 @@ async function main(): Promise<void> {
         return;
     }
   });
-  setInterval(() => send(hub.stats()), STATS_INTERVAL_MS).unref();
+  const sendStats = whenChanged(send);
+  setInterval(() => sendStats(hub.stats()), STATS_INTERVAL_MS).unref();
   send({ type: 'ready' });
+  sendStats(hub.stats());
   optimizeFromNowOn();
 }
 

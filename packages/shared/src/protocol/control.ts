@@ -298,3 +298,20 @@ export type MasterToEdge =
 export function bufferOf(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
+
+/**
+ * Sends each message only when it differs from the last one sent (as JSON,
+ * or by `key`). Stats go out every second; an idle server's do not change,
+ * and four processes passing the same message on every second ran Node's IPC
+ * and timer internals hot enough, within minutes, for V8 to wake its
+ * optimizing compiler in an idle server (docs/performance.md, Memory).
+ */
+export function whenChanged<T>(send: (message: T) => void, key: (message: T) => string = (m) => JSON.stringify(m)): (message: T) => void {
+  let last: string | undefined;
+  return (message) => {
+    const k = key(message);
+    if (k === last) return;
+    last = k;
+    send(message);
+  };
+}

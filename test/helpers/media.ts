@@ -3,7 +3,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { link, mkdir, mkdtemp, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import os from 'node:os';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import ffmpegInstaller from '@ffmpeg-installer/ffmpeg';
 import ffprobeInstaller from '@ffprobe-installer/ffprobe';
+import { UNKNOWN_SIZE, readId, readSize } from '@mkvcast/shared';
 
 export const ffmpegPath: string = ffmpegInstaller.path;
 export const ffprobePath: string = ffprobeInstaller.path;
@@ -308,6 +309,38 @@ export function collectWatching(url: string, options: CollectOptions = {}): { fi
     result.then((r) => Promise.reject(new Error(`the player got no byte: status ${r.status}, end ${r.end}${r.error ? ` (${r.error})` : ''}`))),
   ]);
   return { firstByte, result };
+}
+
+/**
+ * A copy of a capture that a player ended itself, at an arbitrary byte (CollectResult.end 'ms'
+ * or 'bytes'), without the part of the top-level element it cut through: what it got whole.
+ * Walks the EBML header and the Segment's children; stops at the first of unknown size.
+ */
+export async function wholeElementsCopy(file: string): Promise<string> {
+  const buf = await readFile(file);
+  let pos = 0;
+  let whole = 0;
+  for (let level = 0; pos < buf.length; ) {
+    const id = readId(buf, pos);
+    const size = typeof id === 'number' ? id : readSize(buf, pos + id.length);
+    if (typeof id === 'number' || typeof size === 'number') break;
+    const dataAt = pos + id.length + size.length;
+    // The Segment (unknown size, level 0) holds the rest: step into it.
+    if (level === 0 && size.value === UNKNOWN_SIZE && id.value === 0x18538067) {
+      pos = whole = dataAt;
+      level = 1;
+      continue;
+    }
+    if (size.value === UNKNOWN_SIZE) {
+      whole = buf.length;
+      break;
+    }
+    if (dataAt + size.value > buf.length) break;
+    pos = whole = dataAt + size.value;
+  }
+  const copy = `${file}.whole`;
+  await writeFile(copy, buf.subarray(0, whole));
+  return copy;
 }
 
 /**
